@@ -1,0 +1,7 @@
+"""Data modules: two augmented views per image for training, plain images for evaluation."""
+from contrastive.data.cifar10 import Cifar10DataModule
+from contrastive.data.digits import DigitsDataModule
+from contrastive.data.image_folder import ImageFolderDataModule
+from contrastive.data.transforms import SimCLRTransform
+
+__all__ = ["DigitsDataModule", "Cifar10DataModule", "ImageFolderDataModule", "SimCLRTransform"]

@@ -1,0 +1,59 @@
+"""Shared DataModule plumbing: loaders for two-view training and plain evaluation."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[list[int], ...]:
+    """A fixed, seeded split of `range(n)` into (train, val, test) index lists."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction + test_fraction must be in [0, 1), got {val_fraction} + {test_fraction}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
+    return perm[n_test + n_val:].tolist(), perm[n_test:n_test + n_val].tolist(), perm[:n_test].tolist()
+
+
+class ViewDataModule(pl.LightningDataModule):
+    """Subclasses set `train_set`, `val_set` (items `(v1, v2, label, index)`) and `eval_train_set`,
+    `eval_test_set` (items `(x, label)`, no augmentation) in `setup`."""
+
+    num_classes: int = 0
+    train_set: Dataset
+    val_set: Dataset | None = None
+    eval_train_set: Dataset
+    eval_test_set: Dataset
+
+    def __init__(self, batch_size: int = 256, num_workers: int = 0, eval_batch_size: int = 512) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size, self.num_workers, self.eval_batch_size = batch_size, num_workers, eval_batch_size
+
+    def _loader(self, ds: Dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        if len(self.train_set) < self.batch_size:  # type: ignore[arg-type]
+            raise ValueError(f"the training set has {len(self.train_set)} items, fewer than "  # type: ignore[arg-type]
+                             f"data.batch_size={self.batch_size}; lower the batch size")
+        return self._loader(self.train_set, self.batch_size, True)
+
+    def val_dataloader(self) -> Any:
+        return [] if self.val_set is None else self._loader(self.val_set, self.batch_size, False)
+
+    def eval_loaders(self) -> tuple[DataLoader, DataLoader]:
+        """(train, test) loaders of un-augmented `(x, label)` batches for k-NN evaluation."""
+        return (self._loader(self.eval_train_set, self.eval_batch_size, False),
+                self._loader(self.eval_test_set, self.eval_batch_size, False))
+
+    def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(train_x, train_y, test_x, test_y) raw pixels flattened, for the raw-pixel baseline."""
+        return None
+
+

@@ -1,0 +1,56 @@
+"""scikit-learn's digits (1,797 real 8x8 images), held in memory; views made on the batch's device."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sklearn.datasets import load_digits
+from torch.utils.data import TensorDataset
+
+from contrastive.data.base import ViewDataModule, split_indices
+from contrastive.data.batch_augment import digit_plain, digit_views
+
+
+class DigitsDataModule(ViewDataModule):
+    """Seeded train/val/test split of `load_digits`; two independently augmented views per image, made on
+    the batch's device after transfer (upsampled to `size` x `size`, random affine, contrast, noise, erasing)."""
+
+    num_classes = 10
+
+    def __init__(self, batch_size: int = 256, size: int = 16, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, split_seed: int = 0, noise: float = 0.05, erase_p: float = 0.25,
+                 scale: tuple[float, float] = (0.75, 1.15), degrees: float = 15.0, shear: float = 0.2,
+                 translate: float = 0.15, num_workers: int = 0) -> None:
+        super().__init__(batch_size, num_workers)
+        self.size, self.noise, self.erase_p = size, noise, erase_p
+        self.affine: dict[str, Any] = dict(scale=tuple(scale), degrees=degrees, shear=shear, translate=translate)
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "x"):
+            return
+        d = load_digits()
+        self.x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [1797, 1, 8, 8]
+        self.y = torch.tensor(d.target, dtype=torch.long)
+        self.idx = [torch.tensor(i, dtype=torch.long) for i in
+                    split_indices(len(self.y), self.val_fraction, self.test_fraction, self.split_seed)]
+        tr, va, te = self.idx
+        self.train_set = TensorDataset(self.x[tr], self.y[tr], tr)
+        self.val_set = TensorDataset(self.x[va], self.y[va], va) if len(va) else None
+        self.eval_train_set = TensorDataset(digit_plain(self.x[tr], self.size), self.y[tr])
+        self.eval_test_set = TensorDataset(digit_plain(self.x[te], self.size), self.y[te])
+
+    def views(self, x: torch.Tensor) -> torch.Tensor:
+        """One augmented view of a `[B, 1, 8, 8]` batch."""
+        return digit_views(x, self.size, self.noise, self.erase_p, **self.affine)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not (trainer.training or trainer.validating or trainer.sanity_checking):
+            return batch
+        x, y, i = batch
+        return self.views(x), self.views(x), y, i
+
+    def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        tr, _, te = self.idx
+        return self.x[tr].flatten(1), self.y[tr], self.x[te].flatten(1), self.y[te]

@@ -1,0 +1,6 @@
+"""Encoders (backbones that map inputs to `[B, out_dim]`) and projection heads."""
+from contrastive.encoders.cnn import DigitsCNN
+from contrastive.encoders.heads import MLPHead
+from contrastive.encoders.resnet import ResNet
+
+__all__ = ["DigitsCNN", "ResNet", "MLPHead"]

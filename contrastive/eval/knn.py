@@ -1,0 +1,52 @@
+"""Weighted k-NN classification on frozen features (Wu et al., 2018, cosine + exp(sim / T) votes)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Features `[N, D]` (on CPU) and labels `[N]` of every `(x, y)` batch of `loader`, in eval mode."""
+    was_training = encoder.training
+    encoder.eval().to(device)
+    feats, labels = [], []
+    for x, y in loader:
+        feats.append(encoder(x.to(device)).float().cpu())
+        labels.append(y)
+    encoder.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def knn_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
+                 k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
+    """Top-1 accuracy of cosine k-NN with votes weighted by exp(similarity / temperature)."""
+    if train_f.shape[0] == 0:
+        raise ValueError("k-NN needs at least one labelled training feature")
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, train_f.shape[0])
+    bank = F.normalize(train_f.float(), dim=1)
+    correct = 0
+    for i in range(0, test_f.shape[0], chunk):
+        q = F.normalize(test_f[i:i + chunk].float(), dim=1)
+        sim, idx = (q @ bank.T).topk(k, dim=1)  # [n, k]
+        votes = torch.zeros(q.shape[0], num_classes).scatter_add_(1, train_y[idx], (sim / temperature).exp())
+        correct += int((votes.argmax(1) == test_y[i:i + chunk]).sum())
+    return correct / test_f.shape[0]
+
+
+def low_label_knn(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
+                  per_class: int = 10, draws: int = 5, seed: int = 0, k: int = 20) -> float:
+    """Mean k-NN top-1 over `draws` random labelled subsets of `per_class` training images per class."""
+    rng = np.random.default_rng(seed)
+    y = train_y.numpy()
+    accs = []
+    for _ in range(draws):
+        pick = np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int((y == c).sum())),
+                                          replace=False) for c in np.unique(y)])
+        accs.append(knn_accuracy(train_f[pick], train_y[pick], test_f, test_y, k=k))
+    return float(np.mean(accs))

@@ -1,0 +1,98 @@
+"""End-of-pretraining evaluation: k-NN tables, eval.json, embedding and loss plots."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from contrastive.eval.knn import embed, knn_accuracy, low_label_knn
+
+
+def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) -> dict[str, float]:
+    """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>` and `knn10_top1/<name>`."""
+    out: dict[str, float] = {}
+    for name, (trf, tr_y, tef, te_y) in features.items():
+        out[f"knn_top1/{name}"] = knn_accuracy(trf, tr_y, tef, te_y)
+        out[f"knn10_top1/{name}"] = low_label_knn(trf, tr_y, tef, te_y, seed=seed)
+    return out
+
+
+def evaluate_encoders(encoders: dict[str, nn.Module], datamodule: Any, seed: int = 0,
+                      device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, tuple]]:
+    """k-NN metrics on the test split for each encoder and for raw pixels; also returns the features."""
+    train_loader, test_loader = datamodule.eval_loaders()
+    feats: dict[str, tuple] = {}
+    for name, enc in encoders.items():
+        feats[name] = (*embed(enc, train_loader, device), *embed(enc, test_loader, device))
+    raw = datamodule.raw_features()
+    if raw is not None:
+        feats["raw_pixels"] = raw
+    return knn_metrics(feats, seed), feats
+
+
+def format_table(metrics: dict[str, float]) -> str:
+    """The metrics as a fixed-width text table: one row per feature source, one column per metric."""
+    names = sorted({k.split("/", 1)[1] for k in metrics}, key=["trained", "random_init", "raw_pixels"].index)
+    cols = sorted({k.split("/", 1)[0] for k in metrics})
+    lines = [f"{'features':<14}" + "".join(f"{c:>13}" for c in cols)]
+    for n in names:
+        lines.append(f"{n:<14}" + "".join(f"{metrics.get(f'{c}/{n}', float('nan')):>13.4f}" for c in cols))
+    return "\n".join(lines)
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """Write `data` as indented JSON, atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def plot_embedding(features: torch.Tensor, labels: torch.Tensor, path: str, title: str) -> None:
+    """A 2-D t-SNE of `features` coloured by class, saved as PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    xy = TSNE(2, init="pca", random_state=0, perplexity=min(30, len(features) - 1)).fit_transform(features.numpy())
+    fig, ax = plt.subplots(figsize=(5, 5))
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.numpy(), cmap="tab10", s=6)
+    ax.legend(*sc.legend_elements(), loc="best", fontsize=6, title="class")
+    ax.set_title(title)
+    ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_loss(metrics_csv: str, path: str) -> bool:
+    """Plot train/val loss curves from Lightning's CSV log; False if the log has no loss."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not os.path.exists(metrics_csv):
+        return False
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            for key in ("train/loss_step", "val/loss"):
+                if row.get(key):
+                    s = series.setdefault(key, ([], []))
+                    s[0].append(int(row["step"]))
+                    s[1].append(float(row[key]))
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, (x, y) in series.items():
+        ax.plot(x, y, label=key, marker="o" if key == "val/loss" else None, ms=3)
+    ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

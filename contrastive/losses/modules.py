@@ -1,0 +1,92 @@
+"""Thin nn.Module wrappers around the InfoNCE family: hold the temperature, check arguments, gather."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from contrastive import distributed as D
+from contrastive.losses.info_nce import info_nce, nt_xent
+
+MAX_SCALE = 100.0
+
+
+class Temperature(nn.Module):
+    """A temperature, fixed or learnable; learnable ones are stored as log(scale), scale = 1/T <= 100."""
+
+    def __init__(self, temperature: float, learnable: bool = False) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if 1.0 / temperature > MAX_SCALE:
+            raise ValueError(f"temperature must be >= {1 / MAX_SCALE} (scale <= {MAX_SCALE}), got {temperature}")
+        log_scale = torch.tensor(math.log(1.0 / temperature))
+        if learnable:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+        self.learnable = learnable
+
+    def forward(self) -> torch.Tensor:
+        """The current temperature as a 0-d tensor."""
+        return 1.0 / self.log_scale.clamp(max=math.log(MAX_SCALE)).exp()
+
+
+class _Contrastive(nn.Module):
+    def __init__(self, temperature: float, learnable_temperature: bool, gather: bool | None) -> None:
+        super().__init__()
+        self.temperature = Temperature(temperature, learnable_temperature)
+        self.gather = gather
+
+    def _gathering(self) -> bool:
+        return D.is_distributed() and self.gather is not False
+
+
+class NTXent(_Contrastive):
+    """SimCLR's NT-Xent; `forward(z1, z2, ids=None)` with `[N, d]` views -> scalar. Under DDP
+    (`gather` true or None) the negatives are the views of every process, gradients exact."""
+
+    def __init__(self, temperature: float = 0.5, learnable_temperature: bool = False,
+                 gather: bool | None = None) -> None:
+        super().__init__(temperature, learnable_temperature, gather)
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        t = self.temperature()
+        if not self._gathering():
+            return nt_xent(z1, z2, t, ids=ids)
+        all_ids = None if ids is None else D.gather_no_grad(ids)
+        return nt_xent(z1, z2, t, ids=ids, all_z1=D.gather_with_grad(z1), all_z2=D.gather_with_grad(z2),
+                       all_ids=all_ids, offset=D.rank() * z1.shape[0])
+
+
+class InfoNCE(_Contrastive):
+    """InfoNCE; `forward(query, key, negative_keys=None, ids=None)` -> scalar. In-batch negatives are
+    gathered from every process under DDP."""
+
+    def __init__(self, temperature: float = 0.1, learnable_temperature: bool = False,
+                 negative_mode: str = "unpaired", gather: bool | None = None) -> None:
+        super().__init__(temperature, learnable_temperature, gather)
+        if negative_mode not in ("unpaired", "paired"):
+            raise ValueError(f"negative_mode must be 'unpaired' or 'paired', got {negative_mode!r}")
+        self.negative_mode = negative_mode
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, negative_keys: torch.Tensor | None = None,
+                ids: torch.Tensor | None = None) -> torch.Tensor:
+        t = self.temperature()
+        if negative_keys is None and self._gathering():
+            key_ids = None if ids is None else D.gather_no_grad(ids)
+            return info_nce(query, D.gather_with_grad(key), temperature=t, ids=ids, key_ids=key_ids,
+                            positive_offset=D.rank() * query.shape[0])
+        return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids)
+
+
+class ClipLoss(InfoNCE):
+    """CLIP's symmetric InfoNCE, `forward(a, b, ids=None)` -> scalar; temperature 0.07 learnable by default."""
+
+    def __init__(self, temperature: float = 0.07, learnable_temperature: bool = True,
+                 gather: bool | None = None) -> None:
+        super().__init__(temperature, learnable_temperature, "unpaired", gather)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        return 0.5 * (super().forward(a, b, ids=ids) + super().forward(b, a, ids=ids))

@@ -1,0 +1,51 @@
+"""LARS and the linear-warmup-then-cosine learning-rate schedule."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import torch
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise trust ratio (You et al., 2017). Biases and norm parameters (1-D)
+    skip both weight decay and adaptation, as in SimCLR."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.3, momentum: float = 0.9,
+                 weight_decay: float = 1e-6, trust_coefficient: float = 0.001, eps: float = 1e-8) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      trust_coefficient=trust_coefficient, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if p.ndim > 1:
+                    d = d.add(p, alpha=g["weight_decay"])
+                    pn, dn = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d)
+                    ratio = torch.where((pn > 0) & (dn > 0), g["trust_coefficient"] * pn / (dn + g["eps"]), 1.0)
+                    d = d * ratio
+                buf = self.state[p].get("momentum_buffer")
+                if buf is None:
+                    buf = self.state[p]["momentum_buffer"] = d.clone()
+                else:
+                    buf.mul_(g["momentum"]).add_(d)
+                p.add_(buf, alpha=-g["lr"])
+        return loss
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, final_ratio: float = 0.0) -> float:
+    """LR multiplier: linear from ~0 to 1 over `warmup_steps`, then cosine down to `final_ratio`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

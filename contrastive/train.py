@@ -1,0 +1,119 @@
+"""The Hydra entry point: `contrastive-train [overrides]`. `train(cfg)` is a plain function."""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from contrastive.eval.report import evaluate_encoders, format_table, plot_embedding, plot_loss, write_json
+
+log = logging.getLogger("contrastive")
+
+
+def check_output_dir(path: str) -> None:
+    """Fail before training if `path` cannot be created or written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise OSError(f"output directory {path} is not writable ({e}); set output_dir=... or "
+                      "hydra.run.dir=... to a writable folder") from e
+
+
+def resume_path(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: `ckpt_path`, or `<output_dir>/checkpoints/last.ckpt` with `resume=true`."""
+    if cfg.get("ckpt_path"):
+        if not os.path.isfile(cfg.ckpt_path):
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        return str(cfg.ckpt_path)
+    if cfg.get("resume"):
+        last = os.path.join(cfg.output_dir, "checkpoints", "last.ckpt")
+        if not os.path.isfile(last):
+            raise FileNotFoundError(f"resume=true but {last} does not exist; pass the run's directory with "
+                                    "hydra.run.dir=<run dir> (or output_dir=<run dir>), or ckpt_path=<file>")
+        return last
+    return None
+
+
+def build(cfg: DictConfig) -> dict[str, Any]:
+    """Instantiate data module, encoder (plus an untrained copy), projector, objective and model."""
+    datamodule = hydra.utils.instantiate(cfg.data)
+    encoder = hydra.utils.instantiate(cfg.encoder)
+    random_init = copy.deepcopy(encoder)
+    projector = hydra.utils.instantiate(cfg.projector, in_dim=encoder.out_dim)
+    objective = hydra.utils.instantiate(cfg.objective)
+    optimizer = hydra.utils.instantiate(cfg.optimizer)
+    model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector, objective=objective,
+                                    optimizer=optimizer)
+    return dict(datamodule=datamodule, model=model, random_init=random_init)
+
+
+def make_trainer(cfg: DictConfig) -> pl.Trainer:
+    """The Trainer from `cfg.trainer` with checkpointing into `<output_dir>/checkpoints` and the loggers."""
+    ckpt_dir = os.path.join(cfg.output_dir, "checkpoints")
+    callbacks: list[pl.Callback] = [
+        pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor="val/loss",
+                                     mode="min", save_top_k=1, save_last=True),
+        pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step}", save_last=True,
+                                     every_n_train_steps=cfg.checkpoint_every_n_steps, save_top_k=1,
+                                     enable_version_counter=False),
+    ]
+    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    if loggers:
+        callbacks.append(pl.callbacks.LearningRateMonitor("step"))
+    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def evaluate(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, float]:
+    """k-NN evaluation of the trained and untrained encoders and raw pixels; writes eval.json and plots."""
+    dm, model = objects["datamodule"], objects["model"]
+    dm.setup("test")
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto") else "cpu"
+    metrics, feats = evaluate_encoders({"trained": model.encoder, "random_init": objects["random_init"]},
+                                       dm, seed=cfg.seed, device=device)
+    print("\nk-NN top-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws)")
+    print(format_table(metrics))
+    write_json(os.path.join(cfg.output_dir, "eval.json"), metrics)
+    plot_embedding(feats["trained"][2], feats["trained"][3], os.path.join(cfg.output_dir, "embedding.png"),
+                   "test-split embeddings of the trained encoder (t-SNE)")
+    plot_loss(os.path.join(cfg.output_dir, "logs", "metrics.csv"), os.path.join(cfg.output_dir, "loss.png"))
+    for lg in trainer.loggers:
+        lg.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
+    return metrics
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Pretrain as configured, then evaluate; returns `(metrics, objects)`."""
+    check_output_dir(cfg.output_dir)
+    ckpt = resume_path(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    objects = build(cfg)
+    trainer = make_trainer(cfg)
+    if trainer.is_global_zero and ckpt is None:
+        OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)
+    trainer.fit(objects["model"], datamodule=objects["datamodule"], ckpt_path=ckpt)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if cfg.get("evaluate", True) and trainer.is_global_zero:
+        metrics.update(evaluate(cfg, objects, trainer))
+    objects["trainer"] = trainer
+    return metrics, objects
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Console entry point; returns the final validation loss for sweepers."""
+    metrics, _ = train(cfg)
+    return metrics.get("val/loss")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""End-to-end: the Hydra config composes, trains a few steps, evaluates, checkpoints and resumes."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from contrastive.train import train
+from tests.conftest import make_cfg, run_cli
+
+KEYS = [f"{m}/{f}" for m in ("knn_top1", "knn10_top1") for f in ("trained", "random_init", "raw_pixels")]
+
+
+def test_default_run_writes_eval_plots_and_checkpoints(tmp_path):
+    metrics, objects = train(make_cfg(tmp_path))
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    assert sorted(ev) == sorted(KEYS)
+    assert all(0.0 <= v <= 1.0 for v in ev.values())
+    assert ev["knn_top1/raw_pixels"] > 0.9  # the raw-pixel baseline is strong on digits
+    for name in ("embedding.png", "loss.png", "config.yaml", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (tmp_path / name).exists(), name
+    assert any(p.startswith("events.") for p in os.listdir(tmp_path / "tensorboard"))
+    assert objects["trainer"].global_step == 2
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path):
+    train(make_cfg(tmp_path, ["evaluate=false"]))
+    _, objects = train(make_cfg(tmp_path, ["evaluate=false", "resume=true", "trainer.max_epochs=2"]))
+    assert objects["trainer"].global_step == 4  # 2 steps restored + 2 new
+
+
+def test_resume_without_checkpoint_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="last.ckpt does not exist"):
+        train(make_cfg(tmp_path, ["resume=true"]))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["objective=infonce", "objective.temperature=0.2"],
+    ["objective=ntxent", "objective.learnable_temperature=true"],
+    ["objective=clip"],
+    ["optimizer=lars"],
+    ["optimizer=sgd", "logger=none"],
+    ["encoder=resnet18", "encoder.in_channels=1", "data.size=8", "projector.hidden_dim=32"],
+])
+def test_config_options_train(tmp_path, overrides):
+    metrics, objects = train(make_cfg(tmp_path, overrides + ["evaluate=false"]))
+    assert objects["trainer"].global_step == 2
+    assert metrics["train/loss_epoch"] > 0
+
+
+def test_unknown_option_lists_choices(tmp_path):
+    with pytest.raises(MissingConfigException, match="ntxent"):
+        make_cfg(tmp_path, ["objective=nonexistent"])
+
+
+def test_misspelt_key_fails(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="temprature"):
+        make_cfg(tmp_path, ["objective.temprature=0.1"])
+
+
+def test_cli_errors_are_clear(tmp_path):
+    r = run_cli(["objective=nonexistent"], tmp_path)
+    assert r.returncode != 0 and "Available options" in r.stderr and "ntxent" in r.stderr
+    r = run_cli(["objective.temprature=0.1"], tmp_path)
+    assert r.returncode != 0 and "temprature" in r.stderr
+
+
+def test_multirun_writes_one_directory_per_job(tmp_path):
+    r = run_cli(["-m", "objective.temperature=0.2,0.5", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+                 "trainer.limit_val_batches=1", "evaluate=false", "hydra.sweep.dir=sweep"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    temps = [json.dumps(open(tmp_path / "sweep" / j / "config.yaml").read()) for j in jobs]
+    assert "temperature: 0.2" in temps[0] and "temperature: 0.5" in temps[1]
+
+
+@pytest.mark.ddp
+def test_ddp_cpu_two_processes_one_run_directory(tmp_path):
+    r = run_cli(["trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                 "trainer.limit_val_batches=1", "data.batch_size=32", "hydra.run.dir=run"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert (tmp_path / "run" / "eval.json").exists() and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert "world_size: 2" in r.stdout + r.stderr or "GLOBAL_RANK: 1" in r.stdout + r.stderr
