@@ -1,0 +1,101 @@
+"""One training step (forward, backward, optimizer step) of NCELoss, SampledSoftmaxLoss and full softmax
+cross-entropy at batch 1024, dim 128, 64 samples, for vocabularies 1e4, 1e5, 1e6; TensorFlow's nce_loss in
+the same run when `--tf-python` names a python that has TensorFlow (a throwaway venv). Peak memory from the
+allocator (GPU) or the growth of the process's max RSS (CPU; it never shrinks, so later rows can read 0).
+
+    python scripts/bench_sampled_losses.py [--device cuda] [--repeats 50] [--tf-python /tmp/tf/bin/python]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import time
+
+import torch
+import torch.nn.functional as F
+
+from contrastive.losses import NCELoss, SampledSoftmaxLoss
+
+
+def timed(step, repeats: int, device: torch.device, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / repeats
+
+
+def torch_step(kind: str, vocab: int, a, device: torch.device):
+    x = torch.randn(a.batch, a.dim, device=device)
+    y = torch.randint(0, vocab, (a.batch,), device=device)
+    if kind == "full_softmax":
+        head = torch.nn.Linear(a.dim, vocab).to(device)
+        opt = torch.optim.SGD(head.parameters(), lr=0.1)
+        loss_fn = lambda: F.cross_entropy(head(x), y)  # noqa: E731
+    else:
+        cls = NCELoss if kind == "NCELoss" else SampledSoftmaxLoss
+        head = cls(vocab, a.dim, a.samples, sparse=True).to(device)
+        opt = torch.optim.SGD(head.parameters(), lr=0.1)
+        loss_fn = lambda: head(x, y)  # noqa: E731
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        opt.step()
+    return step
+
+
+def tf_ms(vocab: int, a) -> str:
+    """TF's nce_loss step time, measured by scripts/tf_nce_step.py under `--tf-python`; 'n/a' without TF."""
+    if not a.tf_python:
+        return "n/a"
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_nce_step.py")
+    r = subprocess.run([a.tf_python, script, str(vocab), str(a.batch), str(a.dim), str(a.samples), str(a.repeats)],
+                       capture_output=True, text=True)
+    return f"{float(r.stdout.split()[-1]):.2f}" if r.returncode == 0 and r.stdout.split() else "failed"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--vocabs", default="10000,100000,1000000")
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--full-repeats", type=int, default=2, help="full softmax is slow at 1e6 on a CPU")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tf-python", default="", help="a python with TensorFlow, to time tf.nn.nce_loss beside us")
+    a = ap.parse_args()
+    dev = torch.device(a.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    print(f"# {name}; batch {a.batch}, dim {a.dim}, {a.samples} samples; ms per step (forward+backward+SGD)")
+    print("| vocabulary | NCELoss | SampledSoftmaxLoss | full softmax | TF nce_loss | peak MiB NCE / full |")
+    print("|---|---|---|---|---|---|")
+    vocabs = [int(v) for v in a.vocabs.split(",")]
+    row: dict[tuple[str, int], float] = {}
+    mem: dict[tuple[str, int], float] = {}
+    # the sampled losses first, for every vocabulary, so the full softmax's large buffers cannot disturb them
+    for kind in ("NCELoss", "SampledSoftmaxLoss", "full_softmax"):
+        for vocab in vocabs:
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            reps = a.full_repeats if kind == "full_softmax" else a.repeats
+            row[kind, vocab] = 1000 * timed(torch_step(kind, vocab, a, dev), reps, dev, warmup=1 if reps < 3 else 10)
+            mem[kind, vocab] = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
+                                else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
+    for v in vocabs:
+        print(f"| {v:,} | {row['NCELoss', v]:.2f} | {row['SampledSoftmaxLoss', v]:.2f} | {row['full_softmax', v]:.1f} "
+              f"| {tf_ms(v, a)} | {mem['NCELoss', v]:.0f} / {mem['full_softmax', v]:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
