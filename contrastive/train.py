@@ -52,8 +52,12 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     projector = hydra.utils.instantiate(cfg.projector, in_dim=encoder.out_dim)
     objective = hydra.utils.instantiate(cfg.objective)
     optimizer = hydra.utils.instantiate(cfg.optimizer)
+    negatives = None
+    if "_target_" in cfg.sampler:  # a queue or memory bank; candidate samplers belong to NCE objectives
+        num_items = datamodule.num_items() if "MemoryBank" in cfg.sampler._target_ else None
+        negatives = hydra.utils.instantiate(cfg.sampler)(dim=cfg.projector.out_dim, num_items=num_items)
     model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector, objective=objective,
-                                    optimizer=optimizer)
+                                    optimizer=optimizer, negatives=negatives)
     return dict(datamodule=datamodule, model=model, random_init=random_init)
 
 

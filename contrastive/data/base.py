@@ -25,6 +25,7 @@ class ViewDataModule(pl.LightningDataModule):
     num_classes: int = 0
     train_set: Dataset
     val_set: Dataset | None = None
+    _num_items: int = 0
     eval_train_set: Dataset
     eval_test_set: Dataset
 
@@ -51,6 +52,11 @@ class ViewDataModule(pl.LightningDataModule):
         """(train, test) loaders of un-augmented `(x, label)` batches for k-NN evaluation."""
         return (self._loader(self.eval_train_set, self.eval_batch_size, False),
                 self._loader(self.eval_test_set, self.eval_batch_size, False))
+
+    def num_items(self) -> int:
+        """How many distinct dataset indices the training batches carry (the size of a memory bank)."""
+        self.setup("fit")
+        return self._num_items
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """(train_x, train_y, test_x, test_y) raw pixels flattened, for the raw-pixel baseline."""

@@ -49,6 +49,7 @@ class Cifar10DataModule(ViewDataModule):
     def setup(self, stage: str | None = None) -> None:
         train = load_cifar10(self.root, True, False)
         test = load_cifar10(self.root, False, False)
+        self._num_items = len(train)
         tr, va, _ = split_indices(len(train), self.val_size / len(train), 0.0, self.split_seed)
         views = TwoViews(train, self.transform)
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)

@@ -32,6 +32,7 @@ class DigitsDataModule(ViewDataModule):
         d = load_digits()
         self.x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [1797, 1, 8, 8]
         self.y = torch.tensor(d.target, dtype=torch.long)
+        self._num_items = len(self.y)
         self.idx = [torch.tensor(i, dtype=torch.long) for i in
                     split_indices(len(self.y), self.val_fraction, self.test_fraction, self.split_seed)]
         tr, va, te = self.idx

@@ -26,7 +26,7 @@ class ImageFolderDataModule(ViewDataModule):
             raise FileNotFoundError(f"image folder {os.path.abspath(self.root)} does not exist; set data.root "
                                     "to a folder laid out as <root>/<class name>/<image file>")
         base = torchvision.datasets.ImageFolder(self.root)
-        self.num_classes = len(base.classes)
+        self.num_classes, self._num_items = len(base.classes), len(base)
         tr, va, te = split_indices(len(base), *self.fractions, self.split_seed)
         views, plain = TwoViews(base, self.transform), Plain(base, plain_transform(self.size))
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)

@@ -41,7 +41,8 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
 def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: torch.Tensor | None = None,
              temperature: float | torch.Tensor = 0.1, reduction: str = "mean",
              negative_mode: str = "unpaired", ids: torch.Tensor | None = None,
-             key_ids: torch.Tensor | None = None, positive_offset: int = 0) -> torch.Tensor:
+             key_ids: torch.Tensor | None = None, positive_offset: int = 0,
+             negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE of queries `[N, d]` against their positive keys `[N, d]` (rows are L2-normalised).
 
     Negatives: `None` uses the other positives of the batch (in-batch); `[M, d]` shared by all queries
@@ -84,9 +85,12 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
     if neg.device != q.device:
         raise ValueError(f"negative_keys is on {neg.device} but query is on {q.device}")
     pos_logits = (q * k).sum(dim=1, keepdim=True)  # [N, 1]
+    neg_logits = neg_logits / temperature
+    if negative_log_q is not None:
+        neg_logits = neg_logits - negative_log_q.to(neg_logits.dtype)
     if ids is not None and key_ids is not None and negative_mode == "unpaired":
         neg_logits = neg_logits.masked_fill(ids[:, None] == key_ids[None, :], float("-inf"))
-    logits = torch.cat([pos_logits, neg_logits], dim=1) / temperature
+    logits = torch.cat([pos_logits / temperature, neg_logits], dim=1)
     target = torch.zeros(n, dtype=torch.long, device=q.device)
     return _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
 
@@ -94,13 +98,16 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tensor = 0.5,
             ids: torch.Tensor | None = None, all_z1: torch.Tensor | None = None,
             all_z2: torch.Tensor | None = None, all_ids: torch.Tensor | None = None,
-            offset: int = 0) -> torch.Tensor:
+            offset: int = 0, negative_keys: torch.Tensor | None = None,
+            negative_ids: torch.Tensor | None = None, negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
     """SimCLR's NT-Xent over the 2N views of N pairs `z1, z2: [N, d]`: every view is an anchor with its
     pair as positive and the other 2N-2 views as negatives; the mean over the 2N anchors (scalar).
 
     `ids` `[N]` masks negatives that share the anchor's id. `all_z1`, `all_z2` (`[K, d]`, K >= N) are the
     views of the whole global batch when running on several processes, local rows at `offset`; the loss is
-    then the mean over the local anchors against every view of the global batch.
+    then the mean over the local anchors against every view of the global batch. `negative_keys` `[M, d]`
+    (a queue or memory bank) are extra negatives for every anchor, with optional `negative_ids` `[M]` for
+    masking and `negative_log_q` `[M]` subtracted from their logits.
     """
     _check_pair("z1", z1, "z2", z2)
     _check_temperature(temperature)
@@ -110,8 +117,13 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     a2 = z2 if all_z2 is None else all_z2
     k = a1.shape[0]
     anchors = F.normalize(torch.cat([z1, z2]), dim=1)  # [2N, d]
-    keys = F.normalize(torch.cat([a1, a2]), dim=1)  # [2K, d]
-    logits = anchors @ keys.T / temperature  # [2N, 2K]
+    extra = [] if negative_keys is None else [negative_keys]
+    if negative_keys is not None and (negative_keys.dim() != 2 or negative_keys.shape[1] != z1.shape[1]):
+        raise ValueError(f"negative_keys must be [M, {z1.shape[1]}], got {tuple(negative_keys.shape)}")
+    keys = F.normalize(torch.cat([a1, a2, *extra]), dim=1)  # [2K (+M), d]
+    logits = anchors @ keys.T / temperature  # [2N, 2K (+M)]
+    if negative_log_q is not None:
+        logits = torch.cat([logits[:, :2 * k], logits[:, 2 * k:] - negative_log_q.to(logits.dtype)], dim=1)
     local = torch.arange(n, device=z1.device) + offset
     self_col = torch.cat([local, local + k])
     pos_col = torch.cat([local + k, local])
@@ -120,7 +132,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     mask[rows, self_col] = True
     if ids is not None:
         kid = ids if all_ids is None else all_ids
-        anchor_ids, key_ids = torch.cat([ids, ids]), torch.cat([kid, kid])
+        nid = [] if negative_keys is None else [negative_ids if negative_ids is not None
+                                                else torch.full((negative_keys.shape[0],), -1, device=ids.device)]
+        anchor_ids, key_ids = torch.cat([ids, ids]), torch.cat([kid, kid, *nid])
         mask |= anchor_ids[:, None] == key_ids[None, :]
         mask[rows, pos_col] = False
     logits = logits.masked_fill(mask, float("-inf"))

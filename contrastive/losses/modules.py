@@ -44,25 +44,29 @@ class _Contrastive(nn.Module):
 
 
 class NTXent(_Contrastive):
-    """SimCLR's NT-Xent; `forward(z1, z2, ids=None)` with `[N, d]` views -> scalar. Under DDP
+    """SimCLR's NT-Xent; `forward(z1, z2, ids=None, negative_keys=None, ...)` with `[N, d]` views -> scalar;
+    `negative_keys` (a queue or memory bank) are added to the in-batch negatives. Under DDP
     (`gather` true or None) the negatives are the views of every process, gradients exact."""
 
     def __init__(self, temperature: float = 0.5, learnable_temperature: bool = False,
                  gather: bool | None = None) -> None:
         super().__init__(temperature, learnable_temperature, gather)
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, ids: torch.Tensor | None = None,
+                negative_keys: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None,
+                negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
         t = self.temperature()
+        extra = dict(negative_keys=negative_keys, negative_ids=negative_ids, negative_log_q=negative_log_q)
         if not self._gathering():
-            return nt_xent(z1, z2, t, ids=ids)
+            return nt_xent(z1, z2, t, ids=ids, **extra)
         all_ids = None if ids is None else D.gather_no_grad(ids)
         return nt_xent(z1, z2, t, ids=ids, all_z1=D.gather_with_grad(z1), all_z2=D.gather_with_grad(z2),
-                       all_ids=all_ids, offset=D.rank() * z1.shape[0])
+                       all_ids=all_ids, offset=D.rank() * z1.shape[0], **extra)
 
 
 class InfoNCE(_Contrastive):
-    """InfoNCE; `forward(query, key, negative_keys=None, ids=None)` -> scalar. In-batch negatives are
-    gathered from every process under DDP."""
+    """InfoNCE; `forward(query, key, ids=None, negative_keys=None, ...)` -> scalar. Without explicit
+    negatives the other keys of the batch are the negatives, gathered from every process under DDP."""
 
     def __init__(self, temperature: float = 0.1, learnable_temperature: bool = False,
                  negative_mode: str = "unpaired", gather: bool | None = None) -> None:
@@ -71,14 +75,16 @@ class InfoNCE(_Contrastive):
             raise ValueError(f"negative_mode must be 'unpaired' or 'paired', got {negative_mode!r}")
         self.negative_mode = negative_mode
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, negative_keys: torch.Tensor | None = None,
-                ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, key: torch.Tensor, ids: torch.Tensor | None = None,
+                negative_keys: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None,
+                negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
         t = self.temperature()
         if negative_keys is None and self._gathering():
             key_ids = None if ids is None else D.gather_no_grad(ids)
             return info_nce(query, D.gather_with_grad(key), temperature=t, ids=ids, key_ids=key_ids,
                             positive_offset=D.rank() * query.shape[0])
-        return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids)
+        return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids,
+                        key_ids=negative_ids if negative_keys is not None else None, negative_log_q=negative_log_q)
 
 
 class ClipLoss(InfoNCE):
@@ -88,5 +94,9 @@ class ClipLoss(InfoNCE):
                  gather: bool | None = None) -> None:
         super().__init__(temperature, learnable_temperature, "unpaired", gather)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None,  # type: ignore[override]
+                negative_keys: torch.Tensor | None = None, **_: object) -> torch.Tensor:
+        if negative_keys is not None:
+            raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
+                             "sampler=queue or sampler=memory_bank")
         return 0.5 * (super().forward(a, b, ids=ids) + super().forward(b, a, ids=ids))

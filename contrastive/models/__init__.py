@@ -1,5 +1,7 @@
-"""LightningModules: wiring of encoders, heads and objectives."""
+"""LightningModules: wiring of encoders, heads, objectives and negative sources."""
+from contrastive.models.base import ContrastiveModule
+from contrastive.models.moco import MoCo
 from contrastive.models.optim import LARS, warmup_cosine
 from contrastive.models.simclr import SimCLR
 
-__all__ = ["SimCLR", "LARS", "warmup_cosine"]
+__all__ = ["ContrastiveModule", "SimCLR", "MoCo", "LARS", "warmup_cosine"]

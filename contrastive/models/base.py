@@ -1,0 +1,71 @@
+"""What every contrastive LightningModule shares: optimizer with warmup-then-cosine, loss logging."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from contrastive.models.optim import warmup_cosine
+from contrastive.samplers.negatives import Negatives
+
+
+class ContrastiveModule(pl.LightningModule):
+    """Holds `encoder`, `objective`, an optional negative source (queue or memory bank) and the optimizer
+    factory; subclasses implement `_loss(batch, stage)`."""
+
+    def __init__(self, encoder: nn.Module, objective: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+                 negatives: nn.Module | None = None, warmup_epochs: float = 10, final_lr_ratio: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "projector", "objective", "optimizer", "negatives"],
+                                  logger=False)
+        self.encoder, self.objective, self.negatives = encoder, objective, negatives
+        self.optimizer_factory = optimizer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features `[B, out_dim]` (what downstream tasks use)."""
+        return self.encoder(x)
+
+    def _objective(self, q: torch.Tensor, k: torch.Tensor, index: torch.Tensor | None,
+                   stage: str) -> torch.Tensor:
+        """The objective on `(q, k)` plus the stored negatives; the keys are then stored (training only)."""
+        extra: dict[str, Any] = {}
+        if self.negatives is not None:
+            neg: Negatives = self.negatives.draw(index)
+            extra = dict(negative_keys=neg.keys, negative_ids=neg.ids, negative_log_q=neg.log_q)
+            if index is not None and neg.ids is not None:
+                extra["ids"] = index  # an anchor's own stored copy is not a negative
+        loss = self.objective(q, k, **extra)
+        if self.negatives is not None and stage == "train":
+            self.negatives.update(k, index)
+        return loss
+
+    def _log_loss(self, loss: torch.Tensor, stage: str, batch_size: int) -> None:
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
+                 sync_dist=stage == "val", batch_size=batch_size)
+        temperature = getattr(self.objective, "temperature", None)
+        if stage == "train" and temperature is not None:
+            self.log("train/temperature", temperature().detach(), on_step=True, on_epoch=False)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch, "train")
+        self._log_loss(loss, "train", batch[0].shape[0])
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._log_loss(self._loss(batch, "val"), "val", batch[0].shape[0])
+
+    def _loss(self, batch: Any, stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        warmup = min(total - 1, int(self.hparams.warmup_epochs * per_epoch)) if total > 1 else 0
+        schedule = partial(warmup_cosine, warmup_steps=max(1, warmup), total_steps=total,
+                           final_ratio=self.hparams.final_lr_ratio)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

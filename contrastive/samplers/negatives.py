@@ -1,0 +1,94 @@
+"""Sources of extra negatives for InfoNCE-style objectives: a MoCo FIFO queue and a sampled memory bank.
+
+Both are modules whose state is registered buffers (saved with checkpoints) and whose keys are detached.
+`draw(index)` returns the negatives for a step; `update(keys, index)` stores the step's keys (gathered from
+every process first, so each rank holds the same state).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from contrastive import distributed as D
+from contrastive.samplers.candidate import log_uniform_candidate_sampler, uniform_candidate_sampler
+
+
+class Negatives(NamedTuple):
+    keys: torch.Tensor  # [M, d]
+    ids: torch.Tensor | None  # [M] dataset indices, to mask an anchor's own entry
+    log_q: torch.Tensor | None  # [M] log expected counts, for the log-Q correction
+
+
+class NegativeQueue(nn.Module):
+    """FIFO of the last `size` keys `[size, dim]` (MoCo). Starts with random unit vectors, like MoCo, so the
+    number of negatives is fixed from the first step; new keys overwrite the oldest, wrapping around, so
+    `size` need not be a multiple of the batch."""
+
+    def __init__(self, size: int, dim: int, num_items: int | None = None) -> None:
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise ValueError(f"queue size and dim must be >= 1, got size={size}, dim={dim}")
+        self.size, self.dim = size, dim
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    def draw(self, index: torch.Tensor | None = None) -> Negatives:
+        """All queued keys (detached copies) and their dataset indices."""
+        return Negatives(self.keys.clone(), self.ids.clone(), None)
+
+    def ordered(self) -> torch.Tensor:
+        """The queued keys from oldest to newest."""
+        return torch.roll(self.keys, -int(self.ptr), dims=0)
+
+    @torch.no_grad()
+    def update(self, keys: torch.Tensor, index: torch.Tensor | None = None) -> None:
+        """Enqueue `keys` `[B, dim]` (from every process), dropping the oldest."""
+        if keys.dim() != 2 or keys.shape[1] != self.dim:
+            raise ValueError(f"queue keys must be [B, {self.dim}], got {tuple(keys.shape)}")
+        keys = D.gather_no_grad(F.normalize(keys.detach(), dim=1).to(self.keys.dtype))
+        ids = D.gather_no_grad(index.long()) if index is not None else torch.full((keys.shape[0],), -1,
+                                                                                 device=keys.device)
+        keys, ids = keys[-self.size:], ids[-self.size:]
+        slots = (int(self.ptr) + torch.arange(keys.shape[0], device=keys.device)) % self.size
+        self.keys[slots] = keys
+        self.ids[slots] = ids.to(self.ids.device)
+        self.ptr.fill_((int(self.ptr) + keys.shape[0]) % self.size)
+
+
+class MemoryBank(nn.Module):
+    """One stored embedding per dataset item `[num_items, dim]`; each step draws `size` of them with a
+    candidate sampler (`uniform` or `log_uniform`, unique) and can subtract their log expected counts."""
+
+    def __init__(self, size: int, dim: int, num_items: int, sampler: str = "uniform",
+                 correct_log_q: bool = False) -> None:
+        super().__init__()
+        if sampler not in ("uniform", "log_uniform"):
+            raise ValueError(f"memory bank sampler must be 'uniform' or 'log_uniform', got {sampler!r}")
+        if not 1 <= size <= num_items:
+            raise ValueError(f"num_negatives={size} must be in [1, {num_items}] (the data set's size) for a "
+                             "memory bank drawn without repeats")
+        self.size, self.dim, self.num_items = size, dim, num_items
+        self.sampler, self.correct_log_q = sampler, correct_log_q
+        self.register_buffer("bank", F.normalize(torch.randn(num_items, dim), dim=1))
+
+    def draw(self, index: torch.Tensor) -> Negatives:
+        """`size` stored embeddings, their indices, and (with `correct_log_q`) their log expected counts."""
+        fn = uniform_candidate_sampler if self.sampler == "uniform" else log_uniform_candidate_sampler
+        ids, _, q = fn(index.long().view(-1, 1), 1, self.size, True, self.num_items)
+        ids = ids.to(self.bank.device)
+        return Negatives(self.bank[ids].clone(), ids, torch.log(q).to(self.bank.device) if self.correct_log_q else None)
+
+    @torch.no_grad()
+    def update(self, keys: torch.Tensor, index: torch.Tensor | None = None) -> None:
+        """Store `keys` `[B, dim]` at their dataset indices `[B]` (from every process)."""
+        if index is None:
+            raise ValueError("a memory bank needs the dataset index of every item in the batch")
+        keys = D.gather_no_grad(F.normalize(keys.detach(), dim=1).to(self.bank.dtype))
+        index = D.gather_no_grad(index.long())
+        if int(index.max()) >= self.num_items or int(index.min()) < 0:
+            raise ValueError(f"dataset index {int(index.max())} is out of range [0, {self.num_items})")
+        self.bank[index.to(self.bank.device)] = keys
