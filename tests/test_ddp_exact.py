@@ -1,0 +1,115 @@
+"""k processes give the same loss and gradients as one process with the concatenated batch.
+
+Two processes on the CPU (gloo) are spawned by the test; the model is wrapped in DistributedDataParallel
+exactly as Lightning does, so its gradient averaging is part of what is checked."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from contrastive.losses import ClipLoss, InfoNCE, NCELoss, NTXent
+from contrastive.samplers import NegativeQueue
+
+WORLD = 2
+CASES = ["ntxent", "ntxent_ids", "infonce", "infonce_queue", "clip", "nce", "ntxent_batch1"]
+
+
+def _setup(case: str, n_global: int):
+    """Model, objective and the global batch, identical in every process."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5))
+    objective = {"ntxent": NTXent(0.5), "ntxent_ids": NTXent(0.3), "ntxent_batch1": NTXent(0.5),
+                 "infonce": InfoNCE(0.2, learnable_temperature=True), "infonce_queue": InfoNCE(0.2),
+                 "clip": ClipLoss(0.1), "nce": NCELoss(50, 5, 7, sparse=False, seed=3)}[case]
+    queue = NegativeQueue(6, 5) if case == "infonce_queue" else None
+    g = torch.Generator().manual_seed(1)
+    x1, x2 = torch.randn(n_global, 6, generator=g), torch.randn(n_global, 6, generator=g)
+    ids = torch.tensor([0, 1, 0, 2, 3, 1, 4, 2])[:n_global]
+    labels = torch.randint(0, 50, (n_global,), generator=g)
+    return model, objective, queue, (x1, x2, ids, labels)
+
+
+class Step(nn.Module):
+    """The whole step as one module, so DistributedDataParallel sees it through forward."""
+
+    def __init__(self, model, objective, queue, case):
+        super().__init__()
+        self.model, self.objective, self.queue, self.case = model, objective, queue, case
+
+    def forward(self, *batch):
+        return _step(self.model, self.objective, self.queue, batch, self.case)
+
+
+def _step(model, objective, queue, batch, case):
+    x1, x2, ids, labels = batch
+    z1, z2 = model(x1), model(x2)
+    if case == "nce":
+        return objective(z1, labels)
+    if case == "infonce_queue":
+        loss = objective(z1, z2, negative_keys=queue.draw().keys)
+        queue.update(z2)
+        return loss
+    return objective(z1, z2, ids=ids if case == "ntxent_ids" else None)
+
+
+def _grads(model, objective):
+    return [p.grad.detach().clone() for p in [*model.parameters(), *objective.parameters()] if p.grad is not None]
+
+
+def _n_global(case: str) -> int:
+    return 2 if case == "ntxent_batch1" else 8
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    results = {}
+    for case in CASES:
+        model, objective, queue, batch = _setup(case, _n_global(case))
+        per = _n_global(case) // WORLD
+        local = tuple(t[rank * per:(rank + 1) * per] for t in batch)
+        ddp = nn.parallel.DistributedDataParallel(Step(model, objective, queue, case), broadcast_buffers=False)
+        loss = ddp(*local)
+        loss.backward()
+        mean_loss = loss.detach().clone()
+        dist.all_reduce(mean_loss)
+        results[case] = {"loss": mean_loss / WORLD, "grads": _grads(model, objective),
+                         "queue": None if queue is None else queue.keys.clone()}
+    if rank == 0:
+        torch.save(results, out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    """One spawn of 2 gloo processes runs every case (spawning costs seconds)."""
+    out = str(tmp_path_factory.mktemp("ddp") / "rank0.pt")
+    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    return torch.load(out, weights_only=True)
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_equal_one_process(case, two_process_results):
+    got = two_process_results[case]
+    model, objective, queue, batch = _setup(case, _n_global(case))
+    want = _step(model, objective, queue, batch, case)
+    want.backward()
+    assert got["loss"].item() == pytest.approx(want.item(), abs=1e-5)
+    for g, w in zip(got["grads"], _grads(model, objective), strict=True):
+        assert torch.allclose(g, w, atol=1e-5), (case, (g - w).abs().max())
+    if queue is not None:
+        assert torch.allclose(got["queue"], queue.keys, atol=1e-6)  # keys from both ranks, in rank order
