@@ -117,10 +117,13 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     a2 = z2 if all_z2 is None else all_z2
     k = a1.shape[0]
     anchors = F.normalize(torch.cat([z1, z2]), dim=1)  # [2N, d]
-    extra = [] if negative_keys is None else [negative_keys]
     if negative_keys is not None and (negative_keys.dim() != 2 or negative_keys.shape[1] != z1.shape[1]):
         raise ValueError(f"negative_keys must be [M, {z1.shape[1]}], got {tuple(negative_keys.shape)}")
-    keys = F.normalize(torch.cat([a1, a2, *extra]), dim=1)  # [2K (+M), d]
+    if all_z1 is None and negative_keys is None:
+        keys = anchors  # one process, no extra negatives: the keys are the anchors
+    else:
+        extra = [] if negative_keys is None else [negative_keys]
+        keys = F.normalize(torch.cat([a1, a2, *extra]), dim=1)  # [2K (+M), d]
     logits = anchors @ keys.T / temperature  # [2N, 2K (+M)]
     if negative_log_q is not None:
         logits = torch.cat([logits[:, :2 * k], logits[:, 2 * k:] - negative_log_q.to(logits.dtype)], dim=1)
@@ -128,16 +131,16 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     self_col = torch.cat([local, local + k])
     pos_col = torch.cat([local + k, local])
     rows = torch.arange(2 * n, device=z1.device)
-    mask = torch.zeros_like(logits, dtype=torch.bool)
-    mask[rows, self_col] = True
     if ids is not None:
         kid = ids if all_ids is None else all_ids
         nid = [] if negative_keys is None else [negative_ids if negative_ids is not None
                                                 else torch.full((negative_keys.shape[0],), -1, device=ids.device)]
         anchor_ids, key_ids = torch.cat([ids, ids]), torch.cat([kid, kid, *nid])
-        mask |= anchor_ids[:, None] == key_ids[None, :]
+        mask = anchor_ids[:, None] == key_ids[None, :]
         mask[rows, pos_col] = False
-    logits = logits.masked_fill(mask, float("-inf"))
+        logits = logits.masked_fill(mask, float("-inf"))
+    # an anchor is not its own negative; in place, as no backward formula needs the logits themselves
+    logits.index_put_((rows, self_col), torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device))
     return F.cross_entropy(logits, pos_col)
 
 
