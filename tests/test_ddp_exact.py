@@ -17,7 +17,8 @@ from contrastive.losses import ClipLoss, InfoNCE, NCELoss, NTXent
 from contrastive.samplers import NegativeQueue
 
 WORLD = 2
-CASES = ["ntxent", "ntxent_ids", "infonce", "infonce_queue", "clip", "nce", "ntxent_batch1"]
+CASES = ["ntxent", "ntxent_ids", "infonce", "infonce_queue", "clip", "nce", "ntxent_batch1", "ntxent_tiled",
+         "infonce_tiled"]
 
 
 def _setup(case: str, n_global: int):
@@ -26,7 +27,9 @@ def _setup(case: str, n_global: int):
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5))
     objective = {"ntxent": NTXent(0.5), "ntxent_ids": NTXent(0.3), "ntxent_batch1": NTXent(0.5),
                  "infonce": InfoNCE(0.2, learnable_temperature=True), "infonce_queue": InfoNCE(0.2),
-                 "clip": ClipLoss(0.1), "nce": NCELoss(50, 5, 7, sparse=False, seed=3)}[case]
+                 "clip": ClipLoss(0.1), "nce": NCELoss(50, 5, 7, sparse=False, seed=3),
+                 "ntxent_tiled": NTXent(0.3, learnable_temperature=True, tile_size=3),
+                 "infonce_tiled": InfoNCE(0.2, tile_size=5)}[case]
     queue = NegativeQueue(6, 5) if case == "infonce_queue" else None
     g = torch.Generator().manual_seed(1)
     x1, x2 = torch.randn(n_global, 6, generator=g), torch.randn(n_global, 6, generator=g)
@@ -55,7 +58,7 @@ def _step(model, objective, queue, batch, case):
         loss = objective(z1, z2, negative_keys=queue.draw().keys)
         queue.update(z2)
         return loss
-    return objective(z1, z2, ids=ids if case == "ntxent_ids" else None)
+    return objective(z1, z2, ids=ids if case in ("ntxent_ids", "ntxent_tiled") else None)
 
 
 def _grads(model, objective):

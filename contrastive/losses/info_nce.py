@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from contrastive.losses.tiled import tiled_logsumexp
+
 _MODES = ("unpaired", "paired")
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -42,7 +44,7 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
              temperature: float | torch.Tensor = 0.1, reduction: str = "mean",
              negative_mode: str = "unpaired", ids: torch.Tensor | None = None,
              key_ids: torch.Tensor | None = None, positive_offset: int = 0,
-             negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
+             negative_log_q: torch.Tensor | None = None, tile_size: int | None = None) -> torch.Tensor:
     """InfoNCE of queries `[N, d]` against their positive keys `[N, d]` (rows are L2-normalised).
 
     Negatives: `None` uses the other positives of the batch (in-batch); `[M, d]` shared by all queries
@@ -64,6 +66,9 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
     _check_ids(ids, n)
     q = F.normalize(query, dim=1)
     k = F.normalize(positive_key, dim=1)
+    if tile_size is not None:
+        return _reduce(_info_nce_tiled(q, k, negative_keys, temperature, negative_mode, ids, key_ids,
+                                       positive_offset, negative_log_q, tile_size), reduction)
     if negative_keys is None:
         logits = q @ k.T / temperature  # [N, K]
         target = torch.arange(n, device=q.device) + positive_offset
@@ -95,11 +100,35 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
     return _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
 
 
+def _info_nce_tiled(q: torch.Tensor, k: torch.Tensor, negative_keys: torch.Tensor | None,
+                    temperature: float | torch.Tensor, negative_mode: str, ids: torch.Tensor | None,
+                    key_ids: torch.Tensor | None, offset: int, log_q: torch.Tensor | None,
+                    tile: int) -> torch.Tensor:
+    """Per-query InfoNCE `[N]` through `tiled_logsumexp` (in-batch or unpaired negatives)."""
+    n = q.shape[0]
+    none = torch.full((n,), -1, dtype=torch.long, device=q.device)
+    if negative_keys is None:
+        pos_col = torch.arange(n, device=q.device) + offset
+        pos = (q * k[pos_col]).sum(1) / temperature
+        kid = None if ids is None else (ids if key_ids is None else key_ids)
+        return tiled_logsumexp(q, k, temperature, tile, none, pos_col, ids, kid) - pos
+    if negative_mode != "unpaired":
+        raise ValueError("tile_size works with in-batch or unpaired negatives, not negative_mode='paired'")
+    neg = F.normalize(negative_keys, dim=-1)
+    if neg.dim() != 2 or neg.shape[1] != q.shape[1]:
+        raise ValueError(f"unpaired negative_keys must be [M, {q.shape[1]}], got {tuple(neg.shape)}")
+    pos = (q * k).sum(1) / temperature
+    lse = tiled_logsumexp(q, neg, temperature, tile, none, none, ids if key_ids is not None else None,
+                          key_ids, log_q)
+    return torch.logaddexp(pos, lse) - pos
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tensor = 0.5,
             ids: torch.Tensor | None = None, all_z1: torch.Tensor | None = None,
             all_z2: torch.Tensor | None = None, all_ids: torch.Tensor | None = None,
             offset: int = 0, negative_keys: torch.Tensor | None = None,
-            negative_ids: torch.Tensor | None = None, negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
+            negative_ids: torch.Tensor | None = None, negative_log_q: torch.Tensor | None = None,
+            tile_size: int | None = None) -> torch.Tensor:
     """SimCLR's NT-Xent over the 2N views of N pairs `z1, z2: [N, d]`: every view is an anchor with its
     pair as positive and the other 2N-2 views as negatives; the mean over the 2N anchors (scalar).
 
@@ -107,7 +136,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     views of the whole global batch when running on several processes, local rows at `offset`; the loss is
     then the mean over the local anchors against every view of the global batch. `negative_keys` `[M, d]`
     (a queue or memory bank) are extra negatives for every anchor, with optional `negative_ids` `[M]` for
-    masking and `negative_log_q` `[M]` subtracted from their logits.
+    masking and `negative_log_q` `[M]` subtracted from their logits. `tile_size` computes the same loss
+    and gradients tile by tile, without the `[2N, 2K]` similarity matrix.
     """
     _check_pair("z1", z1, "z2", z2)
     _check_temperature(temperature)
@@ -124,18 +154,27 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     else:
         extra = [] if negative_keys is None else [negative_keys]
         keys = F.normalize(torch.cat([a1, a2, *extra]), dim=1)  # [2K (+M), d]
-    logits = anchors @ keys.T / temperature  # [2N, 2K (+M)]
-    if negative_log_q is not None:
-        logits = torch.cat([logits[:, :2 * k], logits[:, 2 * k:] - negative_log_q.to(logits.dtype)], dim=1)
     local = torch.arange(n, device=z1.device) + offset
     self_col = torch.cat([local, local + k])
     pos_col = torch.cat([local + k, local])
     rows = torch.arange(2 * n, device=z1.device)
+    anchor_ids = key_ids = None
     if ids is not None:
         kid = ids if all_ids is None else all_ids
         nid = [] if negative_keys is None else [negative_ids if negative_ids is not None
                                                 else torch.full((negative_keys.shape[0],), -1, device=ids.device)]
         anchor_ids, key_ids = torch.cat([ids, ids]), torch.cat([kid, kid, *nid])
+    if tile_size is not None:
+        bias = None
+        if negative_log_q is not None:
+            bias = torch.cat([torch.zeros(2 * k, device=z1.device, dtype=anchors.dtype), negative_log_q.to(anchors.dtype)])
+        pos = (anchors * keys[pos_col]).sum(1) / temperature
+        return (tiled_logsumexp(anchors, keys, temperature, tile_size, self_col, pos_col, anchor_ids, key_ids,
+                                bias) - pos).mean()
+    logits = anchors @ keys.T / temperature  # [2N, 2K (+M)]
+    if negative_log_q is not None:
+        logits = torch.cat([logits[:, :2 * k], logits[:, 2 * k:] - negative_log_q.to(logits.dtype)], dim=1)
+    if anchor_ids is not None and key_ids is not None:
         mask = anchor_ids[:, None] == key_ids[None, :]
         mask[rows, pos_col] = False
         logits = logits.masked_fill(mask, float("-inf"))

@@ -34,10 +34,13 @@ class Temperature(nn.Module):
 
 
 class _Contrastive(nn.Module):
-    def __init__(self, temperature: float, learnable_temperature: bool, gather: bool | None) -> None:
+    def __init__(self, temperature: float, learnable_temperature: bool, gather: bool | None,
+                 tile_size: int | None = None) -> None:
         super().__init__()
+        if tile_size is not None and tile_size < 1:
+            raise ValueError(f"tile_size must be a positive number of rows or None, got {tile_size}")
         self.temperature = Temperature(temperature, learnable_temperature)
-        self.gather = gather
+        self.gather, self.tile_size = gather, tile_size
 
     def _gathering(self) -> bool:
         return D.is_distributed() and self.gather is not False
@@ -49,14 +52,15 @@ class NTXent(_Contrastive):
     (`gather` true or None) the negatives are the views of every process, gradients exact."""
 
     def __init__(self, temperature: float = 0.5, learnable_temperature: bool = False,
-                 gather: bool | None = None) -> None:
-        super().__init__(temperature, learnable_temperature, gather)
+                 gather: bool | None = None, tile_size: int | None = None) -> None:
+        super().__init__(temperature, learnable_temperature, gather, tile_size)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, ids: torch.Tensor | None = None,
                 negative_keys: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None,
                 negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
         t = self.temperature()
-        extra = dict(negative_keys=negative_keys, negative_ids=negative_ids, negative_log_q=negative_log_q)
+        extra = dict(negative_keys=negative_keys, negative_ids=negative_ids, negative_log_q=negative_log_q,
+                     tile_size=self.tile_size)
         if not self._gathering():
             return nt_xent(z1, z2, t, ids=ids, **extra)
         all_ids = None if ids is None else D.gather_no_grad(ids)
@@ -69,8 +73,8 @@ class InfoNCE(_Contrastive):
     negatives the other keys of the batch are the negatives, gathered from every process under DDP."""
 
     def __init__(self, temperature: float = 0.1, learnable_temperature: bool = False,
-                 negative_mode: str = "unpaired", gather: bool | None = None) -> None:
-        super().__init__(temperature, learnable_temperature, gather)
+                 negative_mode: str = "unpaired", gather: bool | None = None, tile_size: int | None = None) -> None:
+        super().__init__(temperature, learnable_temperature, gather, tile_size)
         if negative_mode not in ("unpaired", "paired"):
             raise ValueError(f"negative_mode must be 'unpaired' or 'paired', got {negative_mode!r}")
         self.negative_mode = negative_mode
@@ -82,17 +86,18 @@ class InfoNCE(_Contrastive):
         if negative_keys is None and self._gathering():
             key_ids = None if ids is None else D.gather_no_grad(ids)
             return info_nce(query, D.gather_with_grad(key), temperature=t, ids=ids, key_ids=key_ids,
-                            positive_offset=D.rank() * query.shape[0])
+                            positive_offset=D.rank() * query.shape[0], tile_size=self.tile_size)
         return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids,
-                        key_ids=negative_ids if negative_keys is not None else None, negative_log_q=negative_log_q)
+                        key_ids=negative_ids if negative_keys is not None else None, negative_log_q=negative_log_q,
+                        tile_size=self.tile_size)
 
 
 class ClipLoss(InfoNCE):
     """CLIP's symmetric InfoNCE, `forward(a, b, ids=None)` -> scalar; temperature 0.07 learnable by default."""
 
     def __init__(self, temperature: float = 0.07, learnable_temperature: bool = True,
-                 gather: bool | None = None) -> None:
-        super().__init__(temperature, learnable_temperature, "unpaired", gather)
+                 gather: bool | None = None, tile_size: int | None = None) -> None:
+        super().__init__(temperature, learnable_temperature, "unpaired", gather, tile_size)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None,  # type: ignore[override]
                 negative_keys: torch.Tensor | None = None, **_: object) -> torch.Tensor:
