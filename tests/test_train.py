@@ -1,6 +1,7 @@
 """End-to-end: the Hydra config composes, trains a few steps, evaluates, checkpoints and resumes."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 
@@ -26,10 +27,14 @@ def test_default_run_writes_eval_plots_and_checkpoints(tmp_path):
     assert objects["trainer"].global_step == 2
 
 
-def test_resume_continues_from_last_checkpoint(tmp_path):
-    train(make_cfg(tmp_path, ["evaluate=false"]))
-    _, objects = train(make_cfg(tmp_path, ["evaluate=false", "resume=true", "trainer.max_epochs=2"]))
+def test_resume_continues_from_last_checkpoint_and_its_log(tmp_path):
+    train(make_cfg(tmp_path, ["evaluate=false", "trainer.log_every_n_steps=1"]))
+    _, objects = train(make_cfg(tmp_path, ["evaluate=false", "resume=true", "trainer.max_epochs=2",
+                                           "trainer.log_every_n_steps=1"]))
     assert objects["trainer"].global_step == 4  # 2 steps restored + 2 new
+    with open(tmp_path / "logs" / "metrics.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")]
+    assert steps == [0, 1, 2, 3]  # one log, continued: the first run's rows are still there
 
 
 def test_resume_without_checkpoint_says_where_it_looked(tmp_path):

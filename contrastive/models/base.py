@@ -17,8 +17,13 @@ class ContrastiveModule(pl.LightningModule):
     factory; subclasses implement `_loss(batch, stage)`."""
 
     def __init__(self, encoder: nn.Module, objective: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 negatives: nn.Module | None = None, warmup_epochs: float = 10, final_lr_ratio: float = 0.0) -> None:
+                 negatives: nn.Module | None = None, warmup_epochs: float = 10, final_lr_ratio: float = 0.0,
+                 cache_chunk: int | None = None) -> None:
         super().__init__()
+        if cache_chunk is not None and cache_chunk < 1:
+            raise ValueError(f"cache_chunk must be a positive number of rows or None, got {cache_chunk}")
+        # gradient caching runs its own backward passes, chunk by chunk
+        self.automatic_optimization = cache_chunk is None
         self.save_hyperparameters(ignore=["encoder", "projector", "objective", "optimizer", "negatives"],
                                   logger=False)
         self.encoder, self.objective, self.negatives = encoder, objective, negatives
@@ -50,9 +55,24 @@ class ContrastiveModule(pl.LightningModule):
             self.log("train/temperature", temperature().detach(), on_step=True, on_epoch=False)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if not self.automatic_optimization:
+            return self._cached_step(batch)
         loss = self._loss(batch, "train")
         self._log_loss(loss, "train", batch[0].shape[0])
         return loss
+
+    def _cached_step(self, batch: Any) -> torch.Tensor:
+        """One optimizer step with gradient caching (`cache_chunk`); see models/grad_cache.py."""
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        opt.zero_grad(set_to_none=True)
+        loss = self._cached_loss_backward(batch)
+        opt.step()
+        sched.step()  # type: ignore[union-attr]
+        self._log_loss(loss, "train", batch[0].shape[0])
+        return loss
+
+    def _cached_loss_backward(self, batch: Any) -> torch.Tensor:
+        raise ValueError(f"{type(self).__name__} does not support gradient caching (model.cache_chunk)")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._log_loss(self._loss(batch, "val"), "val", batch[0].shape[0])
