@@ -15,6 +15,7 @@ import json, resource, sys, time, torch
 from contrastive.losses import nt_xent
 n, dim, tile, dev = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], torch.device(sys.argv[4])
 tile = None if tile == "none" else int(tile)
+torch.manual_seed(0)
 z1 = torch.randn(n, dim, device=dev, requires_grad=True)
 z2 = torch.randn(n, dim, device=dev, requires_grad=True)
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
