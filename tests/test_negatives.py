@@ -26,6 +26,11 @@ def test_queue_fifo_wraparound_and_size():
     assert not q.draw().keys.requires_grad
 
 
+def test_queue_rejects_keys_of_the_wrong_dimension():
+    with pytest.raises(ValueError, match=r"queue keys must be \[B, 2\], got \(3, 4\)"):
+        NegativeQueue(5, 2).update(torch.randn(3, 4))
+
+
 def test_queue_state_round_trips_through_state_dict():
     q, r = NegativeQueue(4, 3), NegativeQueue(4, 3)
     q.update(torch.randn(3, 3))

@@ -91,3 +91,13 @@ def test_ddp_cpu_two_processes_one_run_directory(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
     assert (tmp_path / "run" / "eval.json").exists() and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     assert "world_size: 2" in r.stdout + r.stderr or "GLOBAL_RANK: 1" in r.stdout + r.stderr
+
+
+@pytest.mark.ddp
+def test_multirun_with_ddp_cpu(tmp_path):
+    r = run_cli(["-m", "objective.temperature=0.2,0.5", "trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1",
+                 "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "data.batch_size=32",
+                 "evaluate=false", "hydra.sweep.dir=sweep"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+    assert all((tmp_path / "sweep" / j / "checkpoints" / "last.ckpt").exists() for j in ("0", "1"))

@@ -54,11 +54,12 @@ class _SampledLoss(nn.Module):
                 f"sampler={self.sampler}, unique={self.unique}, sparse={self.sparse}")
 
     def _gen(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
+        if self.seed is None and not D.is_distributed():
+            return None  # the global RNG, as seeded by the run
         if self._generator is None or self._generator.device != device:
-            # the same seed on every process, so every rank draws the same negatives
-            self._generator = torch.Generator(device=device).manual_seed(D.broadcast_seed(self.seed))
+            # rank 0's seed on every process, so every rank draws the same negatives
+            seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()))
+            self._generator = torch.Generator(device=device).manual_seed(D.broadcast_seed(seed))
         return self._generator
 
     def sample(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
