@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from contrastive.eval.report import evaluate_encoders, format_table, plot_embedding, plot_loss, write_json
+from contrastive.reliability import AtomicCheckpointIO, RNGStateCallback, check_checkpoint_matches
 
 log = logging.getLogger("contrastive")
 
@@ -57,7 +58,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         num_items = datamodule.num_items() if "MemoryBank" in cfg.sampler._target_ else None
         negatives = hydra.utils.instantiate(cfg.sampler)(dim=cfg.projector.out_dim, num_items=num_items)
     model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector, objective=objective,
-                                    optimizer=optimizer, negatives=negatives)
+                                    optimizer=optimizer, negatives=negatives, guard=cfg.guard)
     return dict(datamodule=datamodule, model=model, random_init=random_init)
 
 
@@ -70,11 +71,13 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
         pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step}", save_last=True,
                                      every_n_train_steps=cfg.checkpoint_every_n_steps, save_top_k=1,
                                      enable_version_counter=False),
+        RNGStateCallback(),
     ]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if loggers:
         callbacks.append(pl.callbacks.LearningRateMonitor("step"))
-    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                   plugins=[AtomicCheckpointIO()])
 
 
 def evaluate(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, float]:
@@ -101,6 +104,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt = resume_path(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     objects = build(cfg)
+    if ckpt is not None:
+        check_checkpoint_matches(ckpt, objects["model"])
     trainer = make_trainer(cfg)
     if trainer.is_global_zero and ckpt is None:
         OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)

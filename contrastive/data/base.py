@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from contrastive.data.resumable import EpochSampler
+
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[list[int], ...]:
     """A fixed, seeded split of `range(n)` into (train, val, test) index lists."""
@@ -26,24 +28,60 @@ class ViewDataModule(pl.LightningDataModule):
     train_set: Dataset
     val_set: Dataset | None = None
     _num_items: int = 0
+    _resume: dict[str, int] | None = None
     eval_train_set: Dataset
     eval_test_set: Dataset
 
-    def __init__(self, batch_size: int = 256, num_workers: int = 0, eval_batch_size: int = 512) -> None:
+    def __init__(self, batch_size: int = 256, num_workers: int = 0, eval_batch_size: int = 512,
+                 shuffle_seed: int = 0) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.num_workers, self.eval_batch_size = batch_size, num_workers, eval_batch_size
+        self.shuffle_seed = shuffle_seed
 
     def _loader(self, ds: Dataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=train,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, generator=self._generator())
+
+    def _generator(self) -> torch.Generator:
+        # a loader's own generator: starting an epoch's iterator must not draw from the global RNG, whose
+        # state a checkpoint restores (the augmentations and negatives depend on it)
+        return torch.Generator().manual_seed(self.shuffle_seed)
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, batches of it consumed) of the training loop, for a mid-epoch resume."""
+        trainer = self.trainer
+        assert trainer is not None
+        epoch = trainer.current_epoch
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return (epoch + 1, 0) if done >= trainer.num_training_batches else (epoch, done)
 
     def train_dataloader(self) -> DataLoader:
-        if len(self.train_set) < self.batch_size:  # type: ignore[arg-type]
-            raise ValueError(f"the training set has {len(self.train_set)} items, fewer than "  # type: ignore[arg-type]
-                             f"data.batch_size={self.batch_size}; lower the batch size")
-        return self._loader(self.train_set, self.batch_size, True)
+        n = len(self.train_set)  # type: ignore[arg-type]
+        if n == 0:
+            raise ValueError(f"the training set of {type(self).__name__} is empty")
+        if n < self.batch_size:
+            raise ValueError(f"the training set has {n} items, fewer than data.batch_size={self.batch_size}; "
+                             "lower the batch size")
+        sampler = EpochSampler(n, self.shuffle_seed)
+        if self._resume:  # set by load_state_dict when Lightning restores a checkpoint
+            sampler.resume_at(self._resume["epoch"], self._resume["consumed_batches"] * self.batch_size)
+            self._resume = None
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          generator=self._generator())
+
+    def state_dict(self) -> dict[str, int]:
+        """The training position, saved in every checkpoint."""
+        if getattr(self, "trainer", None) is None:
+            return {}
+        epoch, consumed = self._position()
+        return {"epoch": epoch, "consumed_batches": consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # Lightning restores this before it builds the training loader, so train_dataloader() applies it
+        self._resume = dict(state) if state else None
 
     def val_dataloader(self) -> Any:
         return [] if self.val_set is None else self._loader(self.val_set, self.batch_size, False)

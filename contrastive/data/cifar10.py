@@ -37,8 +37,8 @@ class Cifar10DataModule(ViewDataModule):
 
     def __init__(self, root: str = "data", download: bool = False, batch_size: int = 256,
                  num_workers: int = 4, val_size: int = 5000, split_seed: int = 0,
-                 transform: SimCLRTransform | None = None) -> None:
-        super().__init__(batch_size, num_workers)
+                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0) -> None:
+        super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         self.root, self.download, self.val_size, self.split_seed = root, download, val_size, split_seed
         self.transform = transform or SimCLRTransform(32)
 

@@ -20,8 +20,8 @@ class DigitsDataModule(ViewDataModule):
     def __init__(self, batch_size: int = 256, size: int = 16, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, split_seed: int = 0, noise: float = 0.05, erase_p: float = 0.25,
                  scale: tuple[float, float] = (0.75, 1.15), degrees: float = 15.0, shear: float = 0.2,
-                 translate: float = 0.15, num_workers: int = 0) -> None:
-        super().__init__(batch_size, num_workers)
+                 translate: float = 0.15, num_workers: int = 0, shuffle_seed: int = 0) -> None:
+        super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         self.size, self.noise, self.erase_p = size, noise, erase_p
         self.affine: dict[str, Any] = dict(scale=tuple(scale), degrees=degrees, shear=shear, translate=translate)
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
@@ -41,16 +41,20 @@ class DigitsDataModule(ViewDataModule):
         self.eval_train_set = TensorDataset(digit_plain(self.x[tr], self.size), self.y[tr])
         self.eval_test_set = TensorDataset(digit_plain(self.x[te], self.size), self.y[te])
 
-    def views(self, x: torch.Tensor) -> torch.Tensor:
+    def views(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One augmented view of a `[B, 1, 8, 8]` batch."""
-        return digit_views(x, self.size, self.noise, self.erase_p, **self.affine)
+        return digit_views(x, self.size, self.noise, self.erase_p, generator=generator, **self.affine)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = getattr(self, "trainer", None)
         if trainer is None or not (trainer.training or trainer.validating or trainer.sanity_checking):
             return batch
         x, y, i = batch
-        return self.views(x), self.views(x), y, i
+        g = None
+        if not trainer.training:
+            # validation views are fixed per batch (comparable losses) and leave the training RNG alone
+            g = torch.Generator(device=x.device).manual_seed(int(i[0]) * 7919 + len(i))
+        return self.views(x, g), self.views(x, g), y, i
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         tr, _, te = self.idx

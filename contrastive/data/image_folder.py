@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import torchvision
+from PIL import Image
 from torch.utils.data import Subset
 
 from contrastive.data.base import ViewDataModule, split_indices
@@ -15,19 +17,50 @@ class ImageFolderDataModule(ViewDataModule):
 
     def __init__(self, root: str, size: int = 64, batch_size: int = 128, num_workers: int = 4,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
-                 transform: SimCLRTransform | None = None) -> None:
-        super().__init__(batch_size, num_workers)
+                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0,
+                 on_bad_image: str = "skip") -> None:
+        super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         self.root, self.size = root, size
         self.fractions, self.split_seed = (val_fraction, test_fraction), split_seed
         self.transform = transform or SimCLRTransform(size)
+        if on_bad_image not in ("skip", "error"):
+            raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad_image!r}")
+        self.on_bad_image = on_bad_image
+        self.skipped: list[str] = []
 
     def setup(self, stage: str | None = None) -> None:
         if not os.path.isdir(self.root):
             raise FileNotFoundError(f"image folder {os.path.abspath(self.root)} does not exist; set data.root "
                                     "to a folder laid out as <root>/<class name>/<image file>")
-        base = torchvision.datasets.ImageFolder(self.root)
+        try:
+            base = torchvision.datasets.ImageFolder(self.root)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"no images under {os.path.abspath(self.root)}: expected "
+                                    f"<root>/<class name>/<image file> ({e})") from e
+        self._drop_bad_images(base)
         self.num_classes, self._num_items = len(base.classes), len(base)
         tr, va, te = split_indices(len(base), *self.fractions, self.split_seed)
         views, plain = TwoViews(base, self.transform), Plain(base, plain_transform(self.size))
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
         self.eval_train_set, self.eval_test_set = Subset(plain, tr), Subset(plain, te)
+
+    def _drop_bad_images(self, base: torchvision.datasets.ImageFolder) -> None:
+        """Open every image once; corrupt or truncated files are skipped and counted, or raise."""
+        good, bad = [], []
+        for path, label in base.samples:
+            try:
+                with Image.open(path) as im:
+                    im.convert("RGB")  # decodes the pixels: catches truncated files, not just bad headers
+                good.append((path, label))
+            except (OSError, SyntaxError, ValueError) as e:
+                if self.on_bad_image == "error":
+                    raise ValueError(f"unreadable image {path}: {e} (set data.on_bad_image=skip to skip such "
+                                     "files)") from e
+                bad.append(path)
+        if bad:
+            warnings.warn(f"skipped {len(bad)} unreadable image(s) under {self.root}, e.g. {bad[:3]}")
+        if not good:
+            raise ValueError(f"no readable images under {os.path.abspath(self.root)}")
+        base.samples = base.imgs = good
+        base.targets = [y for _, y in good]
+        self.skipped = bad

@@ -1,6 +1,7 @@
 """What every contrastive LightningModule shares: optimizer with warmup-then-cosine, loss logging."""
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import Any, Callable
 
@@ -18,10 +19,13 @@ class ContrastiveModule(pl.LightningModule):
 
     def __init__(self, encoder: nn.Module, objective: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  negatives: nn.Module | None = None, warmup_epochs: float = 10, final_lr_ratio: float = 0.0,
-                 cache_chunk: int | None = None) -> None:
+                 cache_chunk: int | None = None, guard: str = "stop") -> None:
         super().__init__()
         if cache_chunk is not None and cache_chunk < 1:
             raise ValueError(f"cache_chunk must be a positive number of rows or None, got {cache_chunk}")
+        if guard not in ("stop", "skip"):
+            raise ValueError(f"guard must be 'stop' or 'skip', got {guard!r}")
+        self.guard, self.skipped_steps = guard, 0
         # gradient caching runs its own backward passes, chunk by chunk
         self.automatic_optimization = cache_chunk is None
         self.save_hyperparameters(ignore=["encoder", "projector", "objective", "optimizer", "negatives"],
@@ -43,7 +47,7 @@ class ContrastiveModule(pl.LightningModule):
             if index is not None and neg.ids is not None:
                 extra["ids"] = index  # an anchor's own stored copy is not a negative
         loss = self.objective(q, k, **extra)
-        if self.negatives is not None and stage == "train":
+        if self.negatives is not None and stage == "train" and bool(torch.isfinite(loss)):
             self.negatives.update(k, index)
         return loss
 
@@ -54,19 +58,46 @@ class ContrastiveModule(pl.LightningModule):
         if stage == "train" and temperature is not None:
             self.log("train/temperature", temperature().detach(), on_step=True, on_epoch=False)
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def _non_finite(self, what: str) -> bool:
+        """Stop (raise) or, with guard=skip, warn and return True: the step is skipped."""
+        msg = (f"{what} at step {self.global_step} (loss term: {type(self.objective).__name__}, logged as "
+               "train/loss)")
+        if self.guard == "stop":
+            raise FloatingPointError(f"{msg}; training stopped, the last checkpoint is intact. Lower the learning "
+                                     "rate or set guard=skip to skip such steps")
+        self.skipped_steps += 1
+        warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far)")
+        return True
+
+    def _bad_grad(self) -> str | None:
+        for name, p in self.named_parameters():
+            if p.grad is not None and not bool(torch.isfinite(p.grad.coalesce().values() if p.grad.is_sparse
+                                                              else p.grad).all()):
+                return name
+        return None
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if not self.automatic_optimization:
             return self._cached_step(batch)
         loss = self._loss(batch, "train")
+        if not bool(torch.isfinite(loss)) and self._non_finite(f"non-finite loss {loss.item()}"):
+            return None  # Lightning skips backward and the optimizer step
         self._log_loss(loss, "train", batch[0].shape[0])
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        name = self._bad_grad()
+        if name is not None and self._non_finite(f"non-finite gradient in {name}"):
+            optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are not updated
 
     def _cached_step(self, batch: Any) -> torch.Tensor:
         """One optimizer step with gradient caching (`cache_chunk`); see models/grad_cache.py."""
         opt, sched = self.optimizers(), self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
         loss = self._cached_loss_backward(batch)
-        opt.step()
+        bad = not bool(torch.isfinite(loss)) and self._non_finite(f"non-finite loss {loss.item()}")
+        if not bad:
+            opt.step()
         sched.step()  # type: ignore[union-attr]
         self._log_loss(loss, "train", batch[0].shape[0])
         return loss

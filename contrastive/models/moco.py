@@ -26,8 +26,8 @@ class MoCo(ContrastiveModule):
     def __init__(self, encoder: nn.Module, projector: nn.Module, objective: nn.Module,
                  optimizer: Callable[..., torch.optim.Optimizer], negatives: nn.Module | None = None,
                  momentum: float = 0.99, final_momentum: float = 0.99, symmetric: bool = False,
-                 warmup_epochs: float = 10, final_lr_ratio: float = 0.0) -> None:
-        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio)
+                 warmup_epochs: float = 10, final_lr_ratio: float = 0.0, guard: str = "stop") -> None:
+        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, guard=guard)
         if not 0 <= momentum <= final_momentum <= 1:
             raise ValueError(f"need 0 <= momentum <= final_momentum <= 1, got {momentum}, {final_momentum}")
         self.projector = projector
@@ -61,6 +61,6 @@ class MoCo(ContrastiveModule):
             return self._objective(q1, k2, index, stage)
         q2, k1 = self.projector(self.encoder(v2)), self._keys(v1)
         loss = 0.5 * (self._objective(q1, k2, index, "no_update") + self._objective(q2, k1, index, "no_update"))
-        if self.negatives is not None and stage == "train":
+        if self.negatives is not None and stage == "train" and bool(torch.isfinite(loss)):
             self.negatives.update(torch.cat([k1, k2]), None if index is None else torch.cat([index, index]))
         return loss

@@ -21,8 +21,9 @@ class SimCLR(ContrastiveModule):
 
     def __init__(self, encoder: nn.Module, projector: nn.Module, objective: nn.Module,
                  optimizer: Callable[..., torch.optim.Optimizer], negatives: nn.Module | None = None,
-                 warmup_epochs: float = 10, final_lr_ratio: float = 0.0, cache_chunk: int | None = None) -> None:
-        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, cache_chunk)
+                 warmup_epochs: float = 10, final_lr_ratio: float = 0.0, cache_chunk: int | None = None,
+                 guard: str = "stop") -> None:
+        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, cache_chunk, guard)
         self.projector = projector
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:

@@ -1,0 +1,34 @@
+"""A sampler that resumes mid-epoch: a seeded permutation per epoch, plus a skip of the items already
+consumed. The data module saves the position with the checkpoint and applies it on resume."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochSampler(Sampler[int]):
+    """Indices `0..n-1` in the order `randperm(n)` seeded by `seed + epoch`; after `resume_at(epoch, k)`, the
+    next iteration is that epoch without its first `k` indices. Each iteration moves to the next epoch."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch, self._skip = n, seed, 0, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch."""
+        if self._skip == 0:
+            self.epoch = epoch
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        self.epoch, self._skip = epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n, generator=g)[self._skip:]
+        self._skip = 0
+        self.epoch += 1
+        return iter(order.tolist())

@@ -1,0 +1,85 @@
+"""Nothing lost, nothing silent: atomic checkpoints, RNG states in checkpoints, checks before resuming."""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes `<path>.tmp`, then renames it over `<path>`: a kill mid-write leaves the old checkpoint whole.
+    Loads with `weights_only=True` (checkpoints hold tensors, numbers and strings only)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = str(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG state as tensors and plain numbers (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                       "has_gauss": int(np_state[3]), "gauss": float(np_state[4])}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state: dict[str, Any]) -> None:
+    """Restore what `rng_states` saved."""
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RNGStateCallback(pl.Callback):
+    """Saves every RNG state with each checkpoint and restores it when training resumes, after the sanity
+    check, so a resumed run draws the same augmentations and negatives as an uninterrupted one."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._pending = checkpoint.get("rng_states")
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._pending is not None:
+            set_rng_states(self._pending)
+            self._pending = None
+
+
+def check_checkpoint_matches(path: str, module: torch.nn.Module) -> None:
+    """Fail with every missing, unexpected and mis-shaped key when `path` was saved from another config."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    mine = module.state_dict()
+    missing = sorted(set(mine) - set(state))
+    extra = sorted(set(state) - set(mine))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(mine[k].shape)}"
+              for k in sorted(set(mine) & set(state)) if tuple(state[k].shape) != tuple(mine[k].shape)]
+    if missing or extra or shapes:
+        lines = ([f"missing in checkpoint: {', '.join(missing)}"] if missing else []) + \
+                ([f"not in this model: {', '.join(extra)}"] if extra else []) + shapes
+        raise ValueError(f"checkpoint {path} does not fit this configuration (was it trained with other "
+                         "encoder/projector/objective options?):\n  " + "\n  ".join(lines))

@@ -1,0 +1,151 @@
+"""Kill-and-resume equality, atomic checkpoints, the NaN guard, config and data errors."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from contrastive.data import ImageFolderDataModule
+from contrastive.losses import NTXent
+from contrastive.reliability import AtomicCheckpointIO
+from contrastive.train import train
+from tests.conftest import make_cfg
+
+RUN = ["trainer.max_epochs=3", "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
+       "trainer.check_val_every_n_epoch=1", "data.batch_size=128", "checkpoint_every_n_steps=1",
+       "trainer.deterministic=true", "evaluate=false", "trainer.enable_progress_bar=false", "logger=none"]
+
+
+def _launch(run_dir: Path, extra: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen([sys.executable, "-m", "contrastive.train", *RUN, f"hydra.run.dir={run_dir}", *extra],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 15
+    return ckpt["state_dict"]
+
+
+@pytest.mark.parametrize("extra", [[], ["experiment=moco_digits", "num_negatives=300"]], ids=["simclr", "moco"])
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
+    full = _launch(tmp_path / "full", extra)
+    victim = _launch(tmp_path / "killed", extra)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 240
+    killed_after = None
+    while time.time() < deadline and victim.poll() is None:
+        steps = [int(p.stem.split("=")[1]) for p in ckpts.glob("step-step=*.ckpt")] if ckpts.exists() else []
+        if steps and max(steps) >= 7:  # mid-epoch 2 (5 steps per epoch)
+            victim.send_signal(signal.SIGKILL)
+            killed_after = max(steps)
+            break
+        time.sleep(0.02)
+    victim.wait()
+    assert killed_after is not None and victim.returncode == -signal.SIGKILL, "the run ended before the kill"
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] < 15
+    resumed = _launch(tmp_path / "killed", extra + ["resume=true"])
+    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()[-2000:]
+    assert full.wait(timeout=240) == 0, full.stderr.read()[-2000:]
+    a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+    assert worst <= 1e-6, f"resumed run differs by {worst} (killed after step {killed_after})"
+
+
+def test_atomic_save_keeps_old_checkpoint_when_a_write_fails(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": torch.tensor(1)}, path)
+
+    def broken(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError("No space left on device")
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"step": torch.tensor(2)}, path)
+    monkeypatch.undo()
+    assert io.load_checkpoint(path)["step"].item() == 1
+
+
+def _nan_loss(self, *args, **kwargs):
+    return torch.tensor(float("nan"), requires_grad=True)
+
+
+def test_nan_loss_stops_with_step_and_term(tmp_path, monkeypatch):
+    monkeypatch.setattr(NTXent, "forward", _nan_loss)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss nan at step 0 \(loss term: NTXent"):
+        train(make_cfg(tmp_path, ["evaluate=false"]))
+
+
+def test_nan_loss_skips_steps_with_guard_skip(tmp_path, monkeypatch):
+    monkeypatch.setattr(NTXent, "forward", _nan_loss)
+    with pytest.warns(UserWarning, match="step skipped"):
+        _, objects = train(make_cfg(tmp_path, ["evaluate=false", "guard=skip"]))
+    model = objects["model"]
+    assert model.skipped_steps == 2
+    for p, q in zip(model.encoder.parameters(), objects["random_init"].parameters()):
+        assert torch.equal(p, q)  # nothing was updated
+
+
+def test_nan_gradient_stops_naming_the_parameter(tmp_path, monkeypatch):
+    from contrastive.encoders import DigitsCNN
+    original = DigitsCNN.__init__
+
+    def poisoned(self, *a, **k):
+        original(self, *a, **k)
+        next(self.parameters()).register_hook(lambda g: g * float("nan"))
+    monkeypatch.setattr(DigitsCNN, "__init__", poisoned)
+    with pytest.raises(FloatingPointError, match=r"non-finite gradient in encoder\.net\.0\.0\.weight at step 0"):
+        train(make_cfg(tmp_path, ["evaluate=false"]))
+
+
+def test_resume_into_other_config_lists_mismatches(tmp_path):
+    train(make_cfg(tmp_path, ["evaluate=false"]))
+    with pytest.raises(ValueError, match=r"encoder\.net\.0\.0\.weight: checkpoint \(32, 1, 3, 3\) vs model \(16, 1, 3, 3\)"):
+        train(make_cfg(tmp_path, ["evaluate=false", "resume=true", "encoder.width=16"]))
+
+
+def test_unwritable_output_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = make_cfg(tmp_path)
+    cfg.output_dir = str(blocker / "run")
+    with pytest.raises(OSError, match="is not writable"):
+        train(cfg)
+
+
+def test_corrupt_images_are_skipped_or_named(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "a").mkdir()
+    for k in range(6):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "a" / f"{k}.png")
+    good = (tmp_path / "a" / "0.png").read_bytes()
+    (tmp_path / "a" / "trunc.png").write_bytes(good[: len(good) // 2])
+    (tmp_path / "a" / "junk.png").write_bytes(b"not an image")
+    dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=2, num_workers=0)
+    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+        dm.setup()
+    assert sorted(Path(p).name for p in dm.skipped) == ["junk.png", "trunc.png"] and dm.num_items() == 6
+    with pytest.raises(ValueError, match=r"unreadable image .*(junk|trunc)\.png"):
+        ImageFolderDataModule(str(tmp_path), size=8, on_bad_image="error").setup()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no images under"):
+        ImageFolderDataModule(str(empty)).setup()
+
+
+def test_bad_config_values_fail_before_data_loads(tmp_path):
+    for override, match in [("objective.tile_size=0", "tile_size"), ("guard=maybe", "guard must be"),
+                            ("model.cache_chunk=-1", "cache_chunk")]:
+        with pytest.raises(Exception, match=match):
+            train(make_cfg(tmp_path, [override, "evaluate=false"]))
