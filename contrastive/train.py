@@ -46,7 +46,18 @@ def resume_path(cfg: DictConfig) -> str | None:
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate data module, encoder (plus an untrained copy), projector, objective and model."""
+    """Instantiate what the task needs: for images, data module, encoder (plus an untrained copy), projector,
+    objective and model; for word vectors, the skip-gram data (its vocabulary sizes the objective) and model."""
+    if cfg.task == "word2vec":
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.setup("fit")
+        objective = hydra.utils.instantiate(cfg.objective, num_classes=datamodule.vocab_size, dim=cfg.model.dim,
+                                            unigrams=datamodule.counts.tolist())
+        model = hydra.utils.instantiate(cfg.model, vocab_size=datamodule.vocab_size, objective=objective,
+                                        guard=cfg.guard)
+        return dict(datamodule=datamodule, model=model)
+    if cfg.task != "image":
+        raise ValueError(f"task must be 'image' or 'word2vec', got {cfg.task!r}")
     datamodule = hydra.utils.instantiate(cfg.data)
     encoder = hydra.utils.instantiate(cfg.encoder)
     random_init = copy.deepcopy(encoder)
@@ -78,6 +89,33 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
         callbacks.append(pl.callbacks.LearningRateMonitor("step"))
     return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                    plugins=[AtomicCheckpointIO()])
+
+
+def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+    """Similarity, analogy and throughput of the word vectors (beside gensim's with compare_gensim=true);
+    writes eval.json and vectors.txt."""
+    from contrastive.eval.words import gensim_baseline, nearest_table, word_metrics, write_word2vec
+    dm, model = objects["datamodule"], objects["model"]
+    words, vectors = dm.words, model.vectors.cpu()
+    metrics: dict[str, Any] = word_metrics(vectors, words)
+    metrics["words_per_second"] = trainer.current_epoch * dm.num_tokens / max(model.fit_seconds, 1e-9)
+    metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
+    if cfg.get("compare_gensim"):
+        from contrastive.data.corpus import load_corpus
+        gv, gw, gwps = gensim_baseline(load_corpus(dm.corpus), cfg.model.dim, dm.window, dm.min_count,
+                                       cfg.num_negatives if cfg.num_negatives <= 64 else 5, trainer.current_epoch,
+                                       dm.subsample, cfg.seed)
+        metrics.update(word_metrics(gv, gw, prefix="gensim_"))
+        metrics["gensim_words_per_second"] = gwps
+    neighbours = nearest_table(vectors, words, ["king", "war", "music", "france", "computer", "water"])
+    print("\nword vectors: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    for w, ns in neighbours.items():
+        print(f"  {w}: {' '.join(ns)}")
+    write_json(os.path.join(cfg.output_dir, "eval.json"), {**metrics, "nearest": neighbours})
+    write_word2vec(os.path.join(cfg.output_dir, "vectors.txt"), words, vectors)
+    for lg in trainer.loggers:
+        lg.log_metrics({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=trainer.global_step)
+    return metrics
 
 
 def evaluate(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, float]:
@@ -112,7 +150,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer.fit(objects["model"], datamodule=objects["datamodule"], ckpt_path=ckpt)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if cfg.get("evaluate", True) and trainer.is_global_zero:
-        metrics.update(evaluate(cfg, objects, trainer))
+        metrics.update((evaluate_words if cfg.task == "word2vec" else evaluate)(cfg, objects, trainer))
     objects["trainer"] = trainer
     return metrics, objects
 

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from contrastive.data.resumable import EpochSampler
+from contrastive.data.resumable import EpochSampler, ResumablePosition
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[list[int], ...]:
@@ -20,7 +20,7 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     return perm[n_test + n_val:].tolist(), perm[n_test:n_test + n_val].tolist(), perm[:n_test].tolist()
 
 
-class ViewDataModule(pl.LightningDataModule):
+class ViewDataModule(ResumablePosition, pl.LightningDataModule):
     """Subclasses set `train_set`, `val_set` (items `(v1, v2, label, index)`) and `eval_train_set`,
     `eval_test_set` (items `(x, label)`, no augmentation) in `setup`."""
 
@@ -28,7 +28,6 @@ class ViewDataModule(pl.LightningDataModule):
     train_set: Dataset
     val_set: Dataset | None = None
     _num_items: int = 0
-    _resume: dict[str, int] | None = None
     eval_train_set: Dataset
     eval_test_set: Dataset
 
@@ -49,14 +48,6 @@ class ViewDataModule(pl.LightningDataModule):
         # state a checkpoint restores (the augmentations and negatives depend on it)
         return torch.Generator().manual_seed(self.shuffle_seed)
 
-    def _position(self) -> tuple[int, int]:
-        """(epoch, batches of it consumed) of the training loop, for a mid-epoch resume."""
-        trainer = self.trainer
-        assert trainer is not None
-        epoch = trainer.current_epoch
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return (epoch + 1, 0) if done >= trainer.num_training_batches else (epoch, done)
-
     def train_dataloader(self) -> DataLoader:
         n = len(self.train_set)  # type: ignore[arg-type]
         if n == 0:
@@ -71,20 +62,6 @@ class ViewDataModule(pl.LightningDataModule):
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           generator=self._generator())
-
-    def state_dict(self) -> dict[str, int]:
-        """The training position, saved in every checkpoint."""
-        if getattr(self, "trainer", None) is None:
-            return {}
-        epoch, consumed = self._position()
-        return {"epoch": epoch, "consumed_batches": consumed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        # Lightning restores this before it builds the training loader, so train_dataloader() applies it
-        self._resume = dict(state) if state else None
-
-    def val_dataloader(self) -> Any:
-        return [] if self.val_set is None else self._loader(self.val_set, self.batch_size, False)
 
     def eval_loaders(self) -> tuple[DataLoader, DataLoader]:
         """(train, test) loaders of un-augmented `(x, label)` batches for k-NN evaluation."""

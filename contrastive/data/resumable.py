@@ -2,7 +2,7 @@
 consumed. The data module saves the position with the checkpoint and applies it on resume."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -32,3 +32,27 @@ class EpochSampler(Sampler[int]):
         self._skip = 0
         self.epoch += 1
         return iter(order.tolist())
+
+
+class ResumablePosition:
+    """Data-module mixin: saves the training position `(epoch, batches consumed)` with each checkpoint and
+    keeps the restored one in `_resume` for the next training loader. Lightning restores it before it builds
+    that loader."""
+
+    _resume: dict[str, int] | None = None
+    trainer: Any
+
+    def _position(self) -> tuple[int, int]:
+        trainer = self.trainer
+        epoch = trainer.current_epoch
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return (epoch + 1, 0) if done >= trainer.num_training_batches else (epoch, done)
+
+    def state_dict(self) -> dict[str, int]:
+        if getattr(self, "trainer", None) is None:
+            return {}
+        epoch, consumed = self._position()
+        return {"epoch": epoch, "consumed_batches": consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = dict(state) if state else None

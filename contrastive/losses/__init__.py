@@ -3,6 +3,8 @@ from contrastive.losses.info_nce import clip_loss, info_nce, nt_xent
 from contrastive.losses.modules import ClipLoss, InfoNCE, NTXent, Temperature
 from contrastive.losses.sampled import compute_accidental_hits, nce_loss, sampled_softmax_loss
 from contrastive.losses.sampled_modules import NCELoss, SampledSoftmaxLoss
+from contrastive.losses.word import FullSoftmaxLoss, NegativeSamplingLoss
 
 __all__ = ["info_nce", "nt_xent", "clip_loss", "InfoNCE", "NTXent", "ClipLoss", "Temperature", "nce_loss",
-           "sampled_softmax_loss", "compute_accidental_hits", "NCELoss", "SampledSoftmaxLoss"]
+           "sampled_softmax_loss", "compute_accidental_hits", "NCELoss", "SampledSoftmaxLoss",
+           "NegativeSamplingLoss", "FullSoftmaxLoss"]

@@ -3,5 +3,6 @@ from contrastive.models.base import ContrastiveModule
 from contrastive.models.moco import MoCo
 from contrastive.models.optim import LARS, warmup_cosine
 from contrastive.models.simclr import SimCLR
+from contrastive.models.word2vec import Word2Vec
 
-__all__ = ["ContrastiveModule", "SimCLR", "MoCo", "LARS", "warmup_cosine"]
+__all__ = ["ContrastiveModule", "SimCLR", "MoCo", "LARS", "warmup_cosine", "Word2Vec"]

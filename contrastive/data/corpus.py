@@ -1,0 +1,55 @@
+"""Text corpora for word vectors: a user's text file or the real corpora shipped inside the gensim wheel."""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
+BUILTIN = {
+    "enwiki_sample": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+    "lee": "lee_background.cor",
+}
+
+
+def tokenize(line: str) -> list[str]:
+    """Lower-cased words (letters, with inner apostrophes) and numbers."""
+    return TOKEN.findall(line.lower())
+
+
+def gensim_path(name: str) -> str:
+    """Path of a test file shipped inside the gensim wheel (the `text` extra)."""
+    try:
+        from gensim.test.utils import datapath
+    except ImportError as e:
+        raise ImportError(f"data corpus {name!r} ships with gensim: pip install 'contrastive[text]'") from e
+    return datapath(name)
+
+
+def read_text_file(path: str) -> list[list[str]]:
+    """One sentence (or document) per non-empty line; undecodable bytes become U+FFFD, counted and warned."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"corpus file {os.path.abspath(path)} does not exist; set data.corpus to a text "
+                                f"file (one sentence or document per line) or one of {sorted(BUILTIN)}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
+    if bad:
+        warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD and skipped")
+    sentences = [t for t in (tokenize(line) for line in text.splitlines()) if t]
+    if not sentences:
+        raise ValueError(f"corpus file {path} has no words")
+    return sentences
+
+
+def load_corpus(corpus: str) -> list[list[str]]:
+    """Sentences as token lists: `enwiki_sample` (106 Wikipedia articles, parsed with gensim's WikiCorpus),
+    `lee` (the Lee background corpus), or a path to a text file."""
+    if corpus == "enwiki_sample":
+        from gensim.corpora import WikiCorpus
+        wiki = WikiCorpus(gensim_path(BUILTIN[corpus]), dictionary={}, processes=1)
+        return [list(article) for article in wiki.get_texts()]
+    if corpus == "lee":
+        return read_text_file(gensim_path(BUILTIN[corpus]))
+    return read_text_file(corpus)

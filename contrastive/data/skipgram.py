@@ -1,0 +1,119 @@
+"""Skip-gram (centre, context) pairs from a corpus: a vocabulary sorted by decreasing frequency (so ids suit
+the log-uniform sampler), word2vec's frequent-word subsampling and dynamic window, made vectorised, chunk by
+chunk, reshuffled every epoch."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterator
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from contrastive.data.corpus import load_corpus
+from contrastive.data.resumable import ResumablePosition
+
+
+def build_vocab(sentences: list[list[str]], min_count: int, max_vocab: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Words with count >= `min_count`, most frequent first (ties alphabetical), and their counts."""
+    counts = Counter(w for s in sentences for w in s)
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))[:max_vocab]
+    return words, np.array([counts[w] for w in words], dtype=np.int64)
+
+
+def skipgram_pairs(ids: torch.Tensor, sent: torch.Tensor, keep: torch.Tensor, window: int,
+                   g: torch.Generator) -> torch.Tensor:
+    """`[P, 2]` (centre, context) pairs from token ids `[n]` in sentences `sent [n]`, keeping the tokens where
+    `keep`, each centre with its own window size drawn from 1..`window` (word2vec's dynamic window)."""
+    ids, sent = ids[keep], sent[keep]
+    reach = torch.randint(1, window + 1, (ids.numel(),), generator=g)
+    out = []
+    for o in range(1, window + 1):
+        same = sent[o:] == sent[:-o]
+        right = same & (reach[:-o] >= o)  # centre i, context i + o
+        left = same & (reach[o:] >= o)  # centre i + o, context i
+        out.append(torch.stack([ids[:-o][right], ids[o:][right]], 1))
+        out.append(torch.stack([ids[o:][left], ids[:-o][left]], 1))
+    return torch.cat(out)
+
+
+class _PairStream(IterableDataset):
+    def __init__(self, dm: "SkipGramDataModule") -> None:
+        self.dm = dm
+
+    def __len__(self) -> int:
+        return self.dm.batches_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        yield from self.dm.epoch_batches()
+
+
+class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
+    """Batches of `(centre [B], context [B, 1])` word ids for word2vec-style training."""
+
+    def __init__(self, corpus: str = "enwiki_sample", min_count: int = 5, window: int = 5, subsample: float = 1e-3,
+                 batch_size: int = 1024, max_vocab: int | None = None, chunk_tokens: int = 1_000_000,
+                 shuffle_seed: int = 0) -> None:
+        super().__init__()
+        if window < 1 or min_count < 1 or batch_size < 1:
+            raise ValueError(f"window, min_count and batch_size must be >= 1, got {window}, {min_count}, {batch_size}")
+        self.corpus, self.min_count, self.window, self.subsample = corpus, min_count, window, subsample
+        self.batch_size, self.max_vocab, self.chunk_tokens, self.seed = batch_size, max_vocab, chunk_tokens, shuffle_seed
+        self.epoch = 0
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "ids"):
+            return
+        sentences = load_corpus(self.corpus)
+        self.words, self.counts = build_vocab(sentences, self.min_count, self.max_vocab)
+        if len(self.words) < 2:
+            raise ValueError(f"the vocabulary of {self.corpus!r} has {len(self.words)} word(s) with count >= "
+                             f"min_count={self.min_count}; lower data.min_count or use a larger corpus")
+        index = {w: i for i, w in enumerate(self.words)}
+        ids, sent = [], []
+        for k, s in enumerate(sentences):
+            kept = [index[w] for w in s if w in index]
+            ids += kept
+            sent += [k] * len(kept)
+        self.ids, self.sent = torch.tensor(ids, dtype=torch.long), torch.tensor(sent, dtype=torch.long)
+        self.num_tokens = int(self.ids.numel())
+        freq = torch.from_numpy(self.counts).double() / self.counts.sum()
+        t = self.subsample
+        # word2vec's keep probability: (sqrt(f / t) + 1) * t / f, capped at 1; t <= 0 keeps every word
+        self.keep_prob = ((freq / t).sqrt() + 1) * t / freq if t > 0 else torch.ones_like(freq)
+        expected = int(self.keep_prob.clamp(max=1)[self.ids].sum()) * (self.window + 1)  # ~2 * mean reach
+        self.batches_per_epoch = max(1, expected // self.batch_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's shuffled pairs, one chunk of the corpus at a time, as `(centre, context)` batches."""
+        trainer = getattr(self, "trainer", None)
+        epoch = trainer.current_epoch if trainer is not None else self.epoch
+        self.epoch = epoch + 1
+        skip = 0
+        if self._resume and self._resume["epoch"] == epoch:  # resuming mid-epoch: replay, then skip
+            skip, self._resume = self._resume["consumed_batches"], None
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        starts = torch.randperm((self.num_tokens + self.chunk_tokens - 1) // self.chunk_tokens, generator=g)
+        carry = torch.empty(0, 2, dtype=torch.long)
+        for c in starts.tolist():
+            # pairs that straddle two chunks are dropped: at most window * (window + 1) per chunk
+            sl = slice(c * self.chunk_tokens, (c + 1) * self.chunk_tokens)
+            ids, sent = self.ids[sl], self.sent[sl]
+            keep = torch.rand(ids.numel(), generator=g, dtype=torch.float64) < self.keep_prob[ids]
+            pairs = skipgram_pairs(ids, sent, keep, self.window, g)
+            pairs = torch.cat([carry, pairs[torch.randperm(len(pairs), generator=g)]])
+            n = len(pairs) // self.batch_size * self.batch_size
+            for b in pairs[:n].split(self.batch_size):
+                if skip:
+                    skip -= 1
+                    continue
+                yield b[:, 0], b[:, 1:]
+            carry = pairs[n:]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_PairStream(self), batch_size=None)

@@ -1,0 +1,57 @@
+"""Output layers for word vectors beside NCE and sampled softmax: word2vec's negative sampling and the full
+softmax baseline. Each owns its `[num_classes, dim]` table; `forward(inputs [B, dim], labels [B] or [B, 1])`."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _labels(labels: torch.Tensor, inputs: torch.Tensor, num_classes: int) -> torch.Tensor:
+    y = labels.reshape(-1).long()
+    if y.numel() != inputs.shape[0]:
+        raise ValueError(f"need one label per input row: {inputs.shape[0]} rows, labels of shape {tuple(labels.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+        raise ValueError(f"label {bad} is out of range [0, {num_classes})")
+    return y
+
+
+class NegativeSamplingLoss(nn.Module):
+    """word2vec's negative sampling (Mikolov et al., 2013): `-log s(u_o . v) - sum_k log s(-u_k . v)` with
+    `num_sampled` negatives per example drawn from unigram^distortion; no bias, no log-Q correction."""
+
+    def __init__(self, num_classes: int, dim: int, num_sampled: int, unigrams: Sequence[float] | None = None,
+                 distortion: float = 0.75, sparse: bool = True, **_: Any) -> None:
+        super().__init__()
+        if num_sampled < 1:
+            raise ValueError(f"num_sampled must be >= 1, got {num_sampled}")
+        weights = torch.ones(num_classes) if unigrams is None else torch.as_tensor(list(unigrams), dtype=torch.float64)
+        if weights.numel() != num_classes or bool((weights < 0).any()):
+            raise ValueError(f"unigrams must be {num_classes} non-negative counts, got {weights.numel()}")
+        self.num_classes, self.dim, self.num_sampled, self.sparse = num_classes, dim, num_sampled, sparse
+        self.register_buffer("cdf", torch.cumsum(weights.double() ** distortion, 0), persistent=False)
+        # word2vec starts the output vectors at zero
+        self.weight = nn.Parameter(torch.zeros(num_classes, dim))
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        y = _labels(labels, inputs, self.num_classes)
+        u = torch.rand(y.numel() * self.num_sampled, device=inputs.device, dtype=torch.float64) * self.cdf[-1]
+        neg = torch.searchsorted(self.cdf, u, right=True).clamp_(max=self.num_classes - 1).view(-1, self.num_sampled)
+        w = F.embedding(torch.cat([y[:, None], neg], 1), self.weight, sparse=self.sparse)  # [B, 1+k, d]
+        logits = torch.einsum("bkd,bd->bk", w, inputs)
+        return (F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1:]).sum(1)).mean()
+
+
+class FullSoftmaxLoss(nn.Module):
+    """Cross-entropy over every class (dense; the baseline for small vocabularies)."""
+
+    def __init__(self, num_classes: int, dim: int, **_: Any) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.out = nn.Linear(dim, num_classes)
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.out(inputs), _labels(labels, inputs, self.num_classes))

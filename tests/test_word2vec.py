@@ -1,0 +1,94 @@
+"""Skip-gram data, word2vec objectives, word evaluation and export."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from contrastive.data.corpus import read_text_file, tokenize
+from contrastive.data.skipgram import SkipGramDataModule, build_vocab, skipgram_pairs
+from contrastive.eval.words import analogy_accuracy, similarity_spearman
+from contrastive.train import train
+from tests.conftest import make_cfg
+
+W2V = ["experiment=word2vec_wiki", "data=lee", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+       "model.dim=16"]
+
+
+def test_tokenize_and_vocab_order():
+    assert tokenize("The cat's 3 DOGS, the end.") == ["the", "cat's", "3", "dogs", "the", "end"]
+    words, counts = build_vocab([["b", "a", "b"], ["c", "b", "a"]], min_count=2)
+    assert words == ["b", "a"] and counts.tolist() == [3, 2]
+
+
+def test_text_file_errors_and_bad_bytes(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_text_file(str(tmp_path / "none.txt"))
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    with pytest.raises(ValueError, match="has no words"):
+        read_text_file(str(tmp_path / "empty.txt"))
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9 ok\nmore \xff\xfe words\n")
+    with pytest.warns(UserWarning, match="3 byte sequence"):
+        assert read_text_file(str(tmp_path / "bad.txt")) == [["caf", "ok"], ["more", "words"]]
+
+
+def test_skipgram_pairs_window_one_and_sentence_boundaries():
+    ids = torch.tensor([0, 1, 2, 3, 4])
+    sent = torch.tensor([0, 0, 0, 1, 1])
+    pairs = skipgram_pairs(ids, sent, torch.ones(5, dtype=torch.bool), 1, torch.Generator().manual_seed(0))
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (1, 0), (1, 2), (2, 1), (3, 4), (4, 3)]
+    big = skipgram_pairs(torch.arange(50), torch.arange(50) // 10, torch.ones(50, dtype=torch.bool), 4,
+                         torch.Generator().manual_seed(1))
+    assert bool(((big[:, 0] - big[:, 1]).abs() <= 4).all()) and bool((big[:, 0] // 10 == big[:, 1] // 10).all())
+
+
+def test_epochs_reshuffle_and_subsampling(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("\n".join("the cat sat on the mat with the dog" for _ in range(50)))
+    dm = SkipGramDataModule(str(f), min_count=1, batch_size=16, subsample=1e-2, shuffle_seed=3)
+    dm.setup()
+    e0, e1 = list(dm.epoch_batches()), list(dm.epoch_batches())
+    assert not torch.equal(e0[0][0], e1[0][0])
+    dm.epoch = 0
+    assert torch.equal(list(dm.epoch_batches())[0][0], e0[0][0])  # same seed and epoch, same batches
+    freq = 150 / 450  # "the": word2vec keeps it with (sqrt(f / t) + 1) * t / f
+    assert dm.keep_prob[0].item() == pytest.approx(((freq / 1e-2) ** 0.5 + 1) * 1e-2 / freq)
+
+
+def test_word_metrics_on_constructed_vectors(tmp_path):
+    index = {"a": 0, "b": 1, "c": 2, "d": 3}
+    v = torch.tensor([[1.0, 0], [0.9, 0.1], [0, 1], [0.2, 0.9]])
+    (tmp_path / "sim.tsv").write_text("# h\na\tb\t9\nc\td\t8\na\tc\t1\nb\tc\t2\nz\ta\t5\n")
+    rho, cov = similarity_spearman(v, index, str(tmp_path / "sim.tsv"))
+    assert rho == pytest.approx(1.0) and cov == pytest.approx(0.8)
+    (tmp_path / "q.txt").write_text(": x\na b c d\na b c zz\n")
+    assert analogy_accuracy(v, index, str(tmp_path / "q.txt")) == (1.0, 0.5)
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["objective=nce", "sampler=unigram"],
+    ["objective=nce", "sampler=uniform", "num_negatives=32"],
+    ["objective=sampled_softmax"],
+    ["objective=neg_sampling", "num_negatives=5"],
+    ["objective=full_softmax"],
+])
+def test_word2vec_objectives_train_and_export(tmp_path, overrides):
+    metrics, objects = train(make_cfg(tmp_path, W2V + overrides, fast=False))
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    for k in ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy", "analogy_coverage", "words_per_second"):
+        assert k in ev
+    assert 0 < ev["analogy_coverage"] <= 1 and ev["words_per_second"] > 0
+    from gensim.models import KeyedVectors
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "vectors.txt"))
+    dm = objects["datamodule"]
+    assert kv.vector_size == 16 and len(kv) == dm.vocab_size and kv.index_to_key[0] == dm.words[0]
+    assert torch.allclose(torch.from_numpy(kv["the"]), objects["model"].vectors[dm.words.index("the")], atol=1e-5)
+
+
+def test_vocabulary_smaller_than_num_negatives_fails_clearly(tmp_path):
+    f = tmp_path / "tiny.txt"
+    f.write_text("a b c d e f\n" * 3)
+    with pytest.raises(Exception, match="num_sampled=64.*range_max=6"):
+        train(make_cfg(tmp_path, W2V + ["data=text_file", f"data.corpus={f}", "data.min_count=1"], fast=False))
