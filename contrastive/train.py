@@ -98,7 +98,8 @@ def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     dm, model = objects["datamodule"], objects["model"]
     words, vectors = dm.words, model.vectors.cpu()
     metrics: dict[str, Any] = word_metrics(vectors, words)
-    metrics["words_per_second"] = trainer.current_epoch * dm.num_tokens / max(model.fit_seconds, 1e-9)
+    # raw corpus words per second of training, the way gensim counts them
+    metrics["words_per_second"] = trainer.current_epoch * dm.raw_tokens / max(model.fit_seconds, 1e-9)
     metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
     if cfg.get("compare_gensim"):
         from contrastive.data.corpus import load_corpus

@@ -39,7 +39,7 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         self.batch_size, self.num_workers, self.eval_batch_size = batch_size, num_workers, eval_batch_size
         self.shuffle_seed = shuffle_seed
 
-    def _loader(self, ds: Dataset, batch_size: int, train: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, batch_size: int) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, generator=self._generator())
 
@@ -63,10 +63,13 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           generator=self._generator())
 
+    def val_dataloader(self) -> Any:
+        return [] if self.val_set is None else self._loader(self.val_set, self.batch_size)
+
     def eval_loaders(self) -> tuple[DataLoader, DataLoader]:
         """(train, test) loaders of un-augmented `(x, label)` batches for k-NN evaluation."""
-        return (self._loader(self.eval_train_set, self.eval_batch_size, False),
-                self._loader(self.eval_test_set, self.eval_batch_size, False))
+        return (self._loader(self.eval_train_set, self.eval_batch_size),
+                self._loader(self.eval_test_set, self.eval_batch_size))
 
     def num_items(self) -> int:
         """How many distinct dataset indices the training batches carry (the size of a memory bank)."""

@@ -66,6 +66,7 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         if hasattr(self, "ids"):
             return
         sentences = load_corpus(self.corpus)
+        self.raw_tokens = sum(map(len, sentences))
         self.words, self.counts = build_vocab(sentences, self.min_count, self.max_vocab)
         if len(self.words) < 2:
             raise ValueError(f"the vocabulary of {self.corpus!r} has {len(self.words)} word(s) with count >= "

@@ -12,7 +12,7 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from contrastive.samplers.candidate import log_uniform_candidate_sampler
+from contrastive.samplers.candidate import check_in_range, log_uniform_candidate_sampler
 
 FLT_MAX = 3.4028234663852886e38
 Params = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -76,9 +76,7 @@ def _check_inputs(labels: torch.Tensor, inputs: torch.Tensor, num_true: int, n_c
     if labels.dim() != 2 or labels.shape != (inputs.shape[0], num_true):
         raise ValueError(f"labels must be [batch={inputs.shape[0]}, num_true={num_true}], got {tuple(labels.shape)}")
     labels = labels.long()
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
-        raise ValueError(f"label {bad} is out of range [0, {n_classes})")
+    check_in_range(labels, n_classes, "label")
     return labels
 
 
@@ -125,9 +123,7 @@ def resolve_sampled_values(labels: torch.Tensor, num_true: int, num_sampled: int
         raise ValueError("sampled_values must be (sampled_candidates, true_expected_count, sampled_expected_count)")
     s, qt, qs = (torch.as_tensor(v, device=labels.device).detach() for v in sampled_values)
     s = s.reshape(-1).long()
-    if s.numel() and (int(s.min()) < 0 or int(s.max()) >= n_rows):
-        bad = int(s.min()) if int(s.min()) < 0 else int(s.max())
-        raise ValueError(f"sampled id {bad} is out of range [0, {n_rows})")
+    check_in_range(s, n_rows, "sampled id")
     for name, q in (("true_expected_count", qt), ("sampled_expected_count", qs)):
         if q.numel() and not bool((q > 0).all()):
             raise ValueError(f"{name} holds {float(q.min())}: expected counts must be > 0 (log 0 makes the loss NaN)")

@@ -46,6 +46,11 @@ class _SampledLoss(nn.Module):
         self.unigrams, self.distortion, self.seed = (list(unigrams) if unigrams is not None else None), distortion, seed
         self.weight = nn.Parameter(torch.randn(num_classes, dim) / dim ** 0.5)
         self.bias = nn.Parameter(torch.zeros(num_classes, 1))
+        if unigrams is not None and len(unigrams) == num_classes:
+            # start from the unigram model, log p(w): the true words' logits then start near -log(k), so they get
+            # a gradient from the first step instead of only pushing away sampled noise words
+            u = torch.as_tensor(list(unigrams), dtype=torch.float64).clamp_min(1e-12)
+            self.bias.data.copy_((u / u.sum()).log().float()[:, None])
         self.learned = LearnedUnigramCandidateSampler(num_classes) if sampler == "learned_unigram" else None
         self._generator: torch.Generator | None = None
 

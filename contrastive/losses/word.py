@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastive.samplers.candidate import check_in_range
+
 
 def _labels(labels: torch.Tensor, inputs: torch.Tensor, num_classes: int) -> torch.Tensor:
     y = labels.reshape(-1).long()
     if y.numel() != inputs.shape[0]:
         raise ValueError(f"need one label per input row: {inputs.shape[0]} rows, labels of shape {tuple(labels.shape)}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
-        raise ValueError(f"label {bad} is out of range [0, {num_classes})")
+    check_in_range(y, num_classes, "label")
     return y
 
 

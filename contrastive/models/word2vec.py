@@ -15,7 +15,7 @@ class Word2Vec(pl.LightningModule):
     """`objective(embeddings [B, d], context [B, 1])` -> scalar. Sparse parameters train with SparseAdam,
     dense ones with Adam, both with a learning rate decaying linearly to `final_lr_ratio` (as word2vec)."""
 
-    def __init__(self, vocab_size: int, dim: int, objective: nn.Module, lr: float = 0.002,
+    def __init__(self, vocab_size: int, dim: int, objective: nn.Module, lr: float = 0.01,
                  final_lr_ratio: float = 0.05, sparse: bool = True, guard: str = "stop") -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["objective"], logger=False)

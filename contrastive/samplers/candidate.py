@@ -23,6 +23,13 @@ def make_generator(seed: int | torch.Generator | None, device: torch.device) -> 
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
+def check_in_range(ids: torch.Tensor, n: int, what: str) -> None:
+    """Raise a ValueError naming the first of `ids` outside `[0, n)` (`what` names the values)."""
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+        raise ValueError(f"{what} {bad} is out of range [0, {n})")
+
+
 def check_true_classes(true_classes: torch.Tensor, num_true: int, range_max: int) -> torch.Tensor:
     """Validate `[B, num_true]` integer classes in `[0, range_max)`; returns them as int64."""
     if not torch.is_tensor(true_classes) or true_classes.dim() != 2:
@@ -33,9 +40,7 @@ def check_true_classes(true_classes: torch.Tensor, num_true: int, range_max: int
     if true_classes.shape[1] != num_true:
         raise ValueError(f"true_classes has {true_classes.shape[1]} columns but num_true={num_true}")
     tc = true_classes.long()
-    if tc.numel() and (int(tc.min()) < 0 or int(tc.max()) >= range_max):
-        bad = int(tc.min()) if int(tc.min()) < 0 else int(tc.max())
-        raise ValueError(f"true class {bad} is out of range [0, {range_max})")
+    check_in_range(tc, range_max, "true class")
     return tc
 
 
