@@ -56,8 +56,15 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         model = hydra.utils.instantiate(cfg.model, vocab_size=datamodule.vocab_size, objective=objective,
                                         guard=cfg.guard)
         return dict(datamodule=datamodule, model=model)
+    if cfg.task == "text_pairs":
+        datamodule = hydra.utils.instantiate(cfg.data)
+        encoder = hydra.utils.instantiate(cfg.encoder)
+        random_init = copy.deepcopy(encoder)
+        model = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(cfg.objective),
+                                        optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
+        return dict(datamodule=datamodule, model=model, random_init=random_init)
     if cfg.task != "image":
-        raise ValueError(f"task must be 'image' or 'word2vec', got {cfg.task!r}")
+        raise ValueError(f"task must be 'image', 'word2vec' or 'text_pairs', got {cfg.task!r}")
     datamodule = hydra.utils.instantiate(cfg.data)
     encoder = hydra.utils.instantiate(cfg.encoder)
     random_init = copy.deepcopy(encoder)
@@ -119,6 +126,36 @@ def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     return metrics
 
 
+def evaluate_pairs(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+    """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders and TF-IDF."""
+    from contrastive.eval.retrieval import lee_pearson, retrieval_metrics, tfidf_embed
+    dm, model = objects["datamodule"], objects["model"]
+    anchors, positives = [p["anchor"] for p in dm.heldout], [p["positive"] for p in dm.heldout]
+
+    def embedder(module: torch.nn.Module) -> Any:
+        @torch.no_grad()
+        def run(texts: list[str]) -> torch.Tensor:
+            module.eval()
+            return torch.cat([module(dm.pad(texts[i:i + 256]).to(model.device)).cpu() for i in range(0, len(texts), 256)])
+        return run
+
+    random_init = objects["random_init"].to(model.device)
+    metrics: dict[str, Any] = {"heldout_pairs": len(anchors)}
+    metrics.update(retrieval_metrics(embedder(model.encoder)(anchors), embedder(model.positive_encoder)(positives)))
+    metrics.update(retrieval_metrics(embedder(random_init)(anchors), embedder(random_init)(positives),
+                                     suffix="_random_init"))
+    fit = [t for p in dm.train_pairs for t in (p["anchor"], p["positive"])]
+    metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
+    metrics["lee_pearson"] = lee_pearson(embedder(model.encoder))
+    metrics["lee_pearson_random_init"] = lee_pearson(embedder(random_init))
+    metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
+    print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    write_json(os.path.join(cfg.output_dir, "eval.json"), metrics)
+    for lg in trainer.loggers:
+        lg.log_metrics({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=trainer.global_step)
+    return metrics
+
+
 def evaluate(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, float]:
     """k-NN evaluation of the trained and untrained encoders and raw pixels; writes eval.json and plots."""
     dm, model = objects["datamodule"], objects["model"]
@@ -151,7 +188,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer.fit(objects["model"], datamodule=objects["datamodule"], ckpt_path=ckpt)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if cfg.get("evaluate", True) and trainer.is_global_zero:
-        metrics.update((evaluate_words if cfg.task == "word2vec" else evaluate)(cfg, objects, trainer))
+        run_eval = {"word2vec": evaluate_words, "text_pairs": evaluate_pairs}.get(cfg.task, evaluate)
+        metrics.update(run_eval(cfg, objects, trainer))
     objects["trainer"] = trainer
     return metrics, objects
 

@@ -3,6 +3,7 @@ from contrastive.data.cifar10 import Cifar10DataModule
 from contrastive.data.digits import DigitsDataModule
 from contrastive.data.image_folder import ImageFolderDataModule
 from contrastive.data.skipgram import SkipGramDataModule
+from contrastive.data.text_pairs import TextPairDataModule
 from contrastive.data.transforms import SimCLRTransform
 
-__all__ = ["DigitsDataModule", "Cifar10DataModule", "ImageFolderDataModule", "SimCLRTransform", "SkipGramDataModule"]
+__all__ = ["DigitsDataModule", "Cifar10DataModule", "ImageFolderDataModule", "SimCLRTransform", "SkipGramDataModule", "TextPairDataModule"]

@@ -2,5 +2,6 @@
 from contrastive.encoders.cnn import DigitsCNN
 from contrastive.encoders.heads import MLPHead
 from contrastive.encoders.resnet import ResNet
+from contrastive.encoders.text import BagOfTokens, TransformerText
 
-__all__ = ["DigitsCNN", "ResNet", "MLPHead"]
+__all__ = ["DigitsCNN", "ResNet", "MLPHead", "BagOfTokens", "TransformerText"]

@@ -81,15 +81,25 @@ class InfoNCE(_Contrastive):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, ids: torch.Tensor | None = None,
                 negative_keys: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None,
-                negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
+                negative_log_q: torch.Tensor | None = None,
+                extra_negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """`extra_negatives` `[M, d]` (e.g. hard negatives) join the in-batch negatives of every query."""
         t = self.temperature()
-        if negative_keys is None and self._gathering():
-            key_ids = None if ids is None else D.gather_no_grad(ids)
-            return info_nce(query, D.gather_with_grad(key), temperature=t, ids=ids, key_ids=key_ids,
-                            positive_offset=D.rank() * query.shape[0], tile_size=self.tile_size)
+        if negative_keys is None:
+            gathering = self._gathering()
+            keys = D.gather_with_grad(key) if gathering else key
+            key_ids = ids if ids is None or not gathering else D.gather_no_grad(ids)
+            if extra_negatives is not None:
+                extra = D.gather_with_grad(extra_negatives) if gathering else extra_negatives
+                keys = torch.cat([keys, extra])
+                if key_ids is not None:
+                    key_ids = torch.cat([key_ids, key_ids.new_full((extra.shape[0],), -1)])
+            if not gathering and extra_negatives is None:
+                return info_nce(query, key, temperature=t, ids=ids, tile_size=self.tile_size)
+            return info_nce(query, keys, temperature=t, ids=ids, key_ids=key_ids,
+                            positive_offset=D.rank() * query.shape[0] if gathering else 0, tile_size=self.tile_size)
         return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids,
-                        key_ids=negative_ids if negative_keys is not None else None, negative_log_q=negative_log_q,
-                        tile_size=self.tile_size)
+                        key_ids=negative_ids, negative_log_q=negative_log_q, tile_size=self.tile_size)
 
 
 class ClipLoss(InfoNCE):
@@ -100,8 +110,10 @@ class ClipLoss(InfoNCE):
         super().__init__(temperature, learnable_temperature, "unpaired", gather, tile_size)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None,  # type: ignore[override]
-                negative_keys: torch.Tensor | None = None, **_: object) -> torch.Tensor:
+                negative_keys: torch.Tensor | None = None, extra_negatives: torch.Tensor | None = None,
+                **_: object) -> torch.Tensor:
+        """`extra_negatives` (hard negatives for `a`) join the a -> b direction only."""
         if negative_keys is not None:
             raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
-                             "sampler=queue or sampler=memory_bank")
-        return 0.5 * (super().forward(a, b, ids=ids) + super().forward(b, a, ids=ids))
+                             "sampler=queue or sampler=sampled")
+        return 0.5 * (super().forward(a, b, ids=ids, extra_negatives=extra_negatives) + super().forward(b, a, ids=ids))

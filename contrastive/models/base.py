@@ -76,13 +76,16 @@ class ContrastiveModule(pl.LightningModule):
                 return name
         return None
 
+    def _batch_size(self, batch: Any) -> int:
+        return int(batch[0].shape[0])
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if not self.automatic_optimization:
             return self._cached_step(batch)
         loss = self._loss(batch, "train")
         if not bool(torch.isfinite(loss)) and self._non_finite(f"non-finite loss {loss.item()}"):
             return None  # Lightning skips backward and the optimizer step
-        self._log_loss(loss, "train", batch[0].shape[0])
+        self._log_loss(loss, "train", self._batch_size(batch))
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -99,14 +102,14 @@ class ContrastiveModule(pl.LightningModule):
         if not bad:
             opt.step()
         sched.step()  # type: ignore[union-attr]
-        self._log_loss(loss, "train", batch[0].shape[0])
+        self._log_loss(loss, "train", self._batch_size(batch))
         return loss
 
     def _cached_loss_backward(self, batch: Any) -> torch.Tensor:
         raise ValueError(f"{type(self).__name__} does not support gradient caching (model.cache_chunk)")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._log_loss(self._loss(batch, "val"), "val", batch[0].shape[0])
+        self._log_loss(self._loss(batch, "val"), "val", self._batch_size(batch))
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
         raise NotImplementedError

@@ -1,0 +1,164 @@
+"""Text pairs for dual encoders: a user's TSV / CSV / JSONL file (`anchor`, `positive`, optional `negative`
+columns), or the embedded default: consecutive paragraphs of the Wikipedia sample shipped in gensim, split by
+article into training and held-out sets. Tokenised with no downloads: lower-cased words plus hashed character
+n-grams in a fixed-size vocabulary."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import warnings
+import zlib
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from contrastive.data.corpus import BUILTIN, gensim_path, tokenize
+
+REQUIRED = ("anchor", "positive")
+
+
+class HashingTokenizer:
+    """Token ids in `[1, vocab_size)` (0 pads): each word, plus its character n-grams (with `<` `>` marks),
+    hashed with CRC32, so no vocabulary needs building or downloading."""
+
+    def __init__(self, vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256) -> None:
+        self.vocab_size, self.ngrams, self.max_len = vocab_size, tuple(ngrams), max_len
+
+    def _hash(self, s: str) -> int:
+        return 1 + zlib.crc32(s.encode("utf-8")) % (self.vocab_size - 1)
+
+    def __call__(self, text: str) -> list[int]:
+        ids = []
+        for w in tokenize(text):
+            ids.append(self._hash(w))
+            m = f"<{w}>"
+            ids += [self._hash("#" + m[i:i + n]) for n in self.ngrams for i in range(len(m) - n + 1)]
+            if len(ids) >= self.max_len:
+                break
+        return ids[: self.max_len] or [self._hash("<empty>")]
+
+
+def _decode(path: str) -> str:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pairs file {os.path.abspath(path)} does not exist; set data.path to a TSV, CSV "
+                                "or JSONL file with columns anchor, positive and optionally negative")
+    raw = open(path, "rb").read()
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
+    if bad:
+        warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8 and were replaced with U+FFFD")
+    return text
+
+
+def read_pairs(path: str) -> list[dict[str, Any]]:
+    """Rows `{anchor, positive, negatives: [...]}` from TSV, CSV (header row) or JSONL; rows with an empty
+    anchor or positive are skipped and counted."""
+    text = _decode(path)
+    if path.endswith(".jsonl"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not a JSON object ({e})") from None
+        columns = set().union(*(r.keys() for r in rows)) if rows else set()
+    else:
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.endswith(".tsv") else ",")
+        rows, columns = list(reader), set(reader.fieldnames or [])
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing}; found {sorted(columns)}; need anchor, positive "
+                         "and optionally negative")
+    out, empty = [], 0
+    for r in rows:
+        a, p = (str(r.get(c) or "").strip() for c in REQUIRED)
+        if not a or not p:
+            empty += 1
+            continue
+        neg = r.get("negative") or []
+        out.append({"anchor": a, "positive": p, "negatives": [str(x) for x in (neg if isinstance(neg, list) else [neg])
+                                                             if str(x).strip()]})
+    if empty:
+        warnings.warn(f"{path}: skipped {empty} row(s) with an empty anchor or positive")
+    return out
+
+
+def wiki_paragraph_pairs(min_words: int = 20) -> list[list[dict[str, Any]]]:
+    """Per article of the Wikipedia sample, disjoint pairs of consecutive paragraphs (>= `min_words` words)."""
+    import bz2
+
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+    articles = []
+    with bz2.BZ2File(gensim_path(BUILTIN["enwiki_sample"])) as f:
+        for _, text, _ in extract_pages(f):
+            paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", filter_wiki(text))
+                     if len(p.split()) >= min_words]
+            # disjoint pairs (1st, 2nd), (3rd, 4th), ...: no paragraph is both a query and a document
+            pairs = [{"anchor": a, "positive": b, "negatives": []} for a, b in zip(paras[0::2], paras[1::2])]
+            if pairs:
+                articles.append(pairs)
+    return articles
+
+
+class TextPairDataModule(pl.LightningDataModule):
+    """Batches `{anchor [B, L], positive [B, L], negatives [B, K, L] or None, ids [B]}` of token ids (0 pads);
+    `ids` numbers distinct positive texts, so a text repeated in a batch is masked, not pushed apart."""
+
+    def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
+                 vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
+                 shuffle_seed: int = 0) -> None:
+        super().__init__()
+        self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
+        self.tokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len)
+        self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "train_pairs"):
+            return
+        if self.path:
+            pairs = read_pairs(self.path)
+            perm = np.random.default_rng(self.split_seed).permutation(len(pairs))
+            k = int(round(len(pairs) * self.heldout_fraction))
+            self.heldout = [pairs[i] for i in perm[:k]]
+            self.train_pairs = [pairs[i] for i in perm[k:]]
+        else:  # split by article, so no held-out paragraph was seen in training
+            articles = wiki_paragraph_pairs()
+            perm = np.random.default_rng(self.split_seed).permutation(len(articles))
+            k = int(round(len(articles) * self.heldout_fraction))
+            self.heldout = [p for i in perm[:k] for p in articles[i]]
+            self.train_pairs = [p for i in perm[k:] for p in articles[i]]
+        if len(self.train_pairs) < self.batch_size:
+            raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
+                             "lower the batch size or add pairs")
+        texts: dict[str, int] = {}
+        for p in self.train_pairs:
+            p["id"] = texts.setdefault(p["positive"], len(texts))
+
+    def pad(self, texts: list[str]) -> torch.Tensor:
+        """`[len(texts), L]` token ids, right-padded with 0."""
+        ids = [self.tokenizer(t) for t in texts]
+        out = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
+        for i, row in enumerate(ids):
+            out[i, :len(row)] = torch.tensor(row)
+        return out
+
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        k = max(len(r["negatives"]) for r in rows)
+        negs = None
+        if k:  # rows with fewer hard negatives repeat their last one; rows with none get empty texts
+            flat = [(r["negatives"] + r["negatives"][-1:] * k)[:k] if r["negatives"] else [""] * k for r in rows]
+            negs = self.pad([t for f in flat for t in f]).view(len(rows), k, -1)
+        return {"anchor": self.pad([r["anchor"] for r in rows]), "positive": self.pad([r["positive"] for r in rows]),
+                "negatives": negs, "ids": torch.tensor([r.get("id", -1) for r in rows])}
+
+    def train_dataloader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(self.shuffle_seed)
+        return DataLoader(self.train_pairs, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          collate_fn=self.collate, generator=g)

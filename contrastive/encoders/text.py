@@ -1,0 +1,40 @@
+"""Text encoders over padded token ids `[B, L]` (0 pads) -> `[B, out_dim]`."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BagOfTokens(nn.Module):
+    """Mean of token embeddings (an `EmbeddingBag`), then a linear layer."""
+
+    def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
+        self.proj = nn.Linear(dim, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.bag(ids))
+
+
+class TransformerText(nn.Module):
+    """Token and position embeddings, a small `nn.TransformerEncoder`, mean pooling over real tokens."""
+
+    def __init__(self, vocab_size: int = 2**18, dim: int = 128, layers: int = 2, heads: int = 4,
+                 max_len: int = 512, out_dim: int = 128) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.pos = nn.Embedding(max_len, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.proj = nn.Linear(dim, out_dim)
+        self.max_len, self.out_dim = max_len, out_dim
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids[:, : self.max_len]
+        pad = ids == 0
+        h = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+        h = self.encoder(h, src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).float()
+        return self.proj((h * keep).sum(1) / keep.sum(1).clamp_min(1))

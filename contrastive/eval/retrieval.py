@@ -1,0 +1,37 @@
+"""Retrieval metrics for text pairs and correlation with the Lee human similarity judgements."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def retrieval_metrics(queries: torch.Tensor, docs: torch.Tensor, prefix: str = "", suffix: str = "") -> dict[str, float]:
+    """Query i's relevant document is document i: recall@1/5/10 and MRR over all documents (cosine)."""
+    sims = F.normalize(queries.float(), dim=1) @ F.normalize(docs.float(), dim=1).T
+    rank = (sims > sims.diagonal()[:, None]).sum(1) + 1  # 1 = best; ties count in the query's favour
+    out = {f"{prefix}recall_at_{k}{suffix}": float((rank <= k).float().mean()) for k in (1, 5, 10)}
+    out[f"{prefix}mrr{suffix}"] = float((1.0 / rank.float()).mean())
+    return out
+
+
+def tfidf_embed(fit_texts: list[str], texts: list[str]) -> torch.Tensor:
+    """TF-IDF vectors (scikit-learn, fitted on `fit_texts`) of `texts`, dense."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    vec = TfidfVectorizer(sublinear_tf=True).fit(fit_texts)
+    return torch.from_numpy(vec.transform(texts).toarray()).float()
+
+
+def lee_pearson(embed: Callable[[list[str]], torch.Tensor]) -> float:
+    """Pearson correlation of cosine similarity with the mean human scores of the 50 Lee documents (upper
+    triangle of gensim's `similarities0-1.txt`)."""
+    from contrastive.data.corpus import gensim_path
+    with open(gensim_path("lee.cor"), encoding="utf-8", errors="replace") as f:
+        docs = [line.strip() for line in f if line.strip()]
+    human = np.loadtxt(gensim_path("similarities0-1.txt"))
+    v = F.normalize(embed(docs).float(), dim=1)
+    cos = (v @ v.T).numpy()
+    iu = np.triu_indices(len(docs), 1)
+    return float(np.corrcoef(cos[iu], human[iu])[0, 1])

@@ -1,0 +1,69 @@
+"""Text pairs: file formats, tokenizer, a few dual-encoder steps, retrieval metrics."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from contrastive.data.text_pairs import HashingTokenizer, TextPairDataModule, read_pairs
+from contrastive.eval.retrieval import retrieval_metrics
+from contrastive.train import train
+from tests.conftest import make_cfg
+
+
+def test_hashing_tokenizer_is_stable_and_bounded():
+    tok = HashingTokenizer(vocab_size=1000, ngrams=(3,), max_len=50)
+    a, b = tok("Hello world"), tok("hello WORLD")
+    assert a == b and all(1 <= i < 1000 for i in a) and len(a) == 2 + 5 + 5  # 2 words + trigrams of <hello>, <world>
+    assert len(tok("word " * 100)) == 50
+
+
+def test_read_tsv_csv_jsonl_and_errors(tmp_path):
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\tnegative\nq1\td1\tn1\n\t\t\nq2\td2\t\n")
+    with pytest.warns(UserWarning, match="skipped 1 row"):
+        rows = read_pairs(str(tmp_path / "p.tsv"))
+    assert rows == [{"anchor": "q1", "positive": "d1", "negatives": ["n1"]},
+                    {"anchor": "q2", "positive": "d2", "negatives": []}]
+    (tmp_path / "p.csv").write_text("anchor,positive\nq,d\n")
+    assert read_pairs(str(tmp_path / "p.csv"))[0]["positive"] == "d"
+    (tmp_path / "p.jsonl").write_text(json.dumps({"anchor": "q", "positive": "d", "negative": ["a", "b"]}) + "\n")
+    assert read_pairs(str(tmp_path / "p.jsonl"))[0]["negatives"] == ["a", "b"]
+    (tmp_path / "bad.tsv").write_text("query\tpositive\nq\td\n")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['anchor'\]; found \['positive', 'query'\]"):
+        read_pairs(str(tmp_path / "bad.tsv"))
+    (tmp_path / "latin.tsv").write_bytes(b"anchor\tpositive\ncaf\xe9\td\n")
+    with pytest.warns(UserWarning, match="1 byte sequence"):
+        read_pairs(str(tmp_path / "latin.tsv"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_pairs(str(tmp_path / "none.tsv"))
+
+
+def test_fewer_pairs_than_batch_is_an_error(tmp_path):
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + "q\td\n" * 5)
+    with pytest.raises(ValueError, match="fewer than data.batch_size=64"):
+        TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=64).setup()
+
+
+def test_retrieval_metrics():
+    q = torch.eye(4)
+    m = retrieval_metrics(q, q)
+    assert m["recall_at_1"] == 1.0 and m["mrr"] == 1.0
+    m = retrieval_metrics(q, q.flip(0))
+    assert m["recall_at_1"] == 0.0 and m["recall_at_5"] == 1.0
+
+
+def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
+    lines = ["anchor\tpositive\tnegative"] + [f"topic {i} question\ttopic {i} answer\ttopic {i + 1} answer"
+                                             for i in range(40)]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    for objective in ("clip", "infonce"):
+        metrics, objects = train(make_cfg(tmp_path, [
+            "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
+            "data.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", f"objective={objective}",
+            "trainer.max_epochs=1", "trainer.limit_train_batches=2"], fast=False))
+        ev = json.loads((tmp_path / "eval.json").read_text())
+        for k in ("recall_at_1", "recall_at_1_random_init", "tfidf_recall_at_1", "mrr", "lee_pearson",
+                  "tfidf_lee_pearson"):
+            assert k in ev
+        assert ev["heldout_pairs"] == 8 and objects["trainer"].global_step == 2
