@@ -4,9 +4,6 @@ Two processes on the CPU (gloo) are spawned by the test; the model is wrapped in
 exactly as Lightning does, so its gradient averaging is part of what is checked."""
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -69,9 +66,9 @@ def _n_global(case: str) -> int:
     return 2 if case == "ntxent_batch1" else 8
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def _worker(rank: int, init_file: str, out: str) -> None:
+    # a rendezvous file, not a TCP port: nothing to collide with other tests or jobs
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     results = {}
     for case in CASES:
         model, objective, queue, batch = _setup(case, _n_global(case))
@@ -90,17 +87,12 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_process_results(tmp_path_factory):
     """One spawn of 2 gloo processes runs every case (spawning costs seconds)."""
-    out = str(tmp_path_factory.mktemp("ddp") / "rank0.pt")
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    tmp = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(str(tmp / "rendezvous"), str(tmp / "rank0.pt")), nprocs=WORLD, join=True)
+    out = str(tmp / "rank0.pt")
     return torch.load(out, weights_only=True)
 
 
