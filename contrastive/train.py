@@ -58,7 +58,10 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         return dict(datamodule=datamodule, model=model)
     if cfg.task == "text_pairs":
         datamodule = hydra.utils.instantiate(cfg.data)
-        encoder = hydra.utils.instantiate(cfg.encoder)
+        datamodule.setup("fit")
+        # the bag-of-tokens encoder weighs tokens by their IDF over the training texts
+        extra = {"idf": datamodule.idf} if cfg.encoder._target_.endswith("BagOfTokens") else {}
+        encoder = hydra.utils.instantiate(cfg.encoder, **extra)
         random_init = copy.deepcopy(encoder)
         model = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(cfg.objective),
                                         optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)

@@ -140,6 +140,15 @@ class TextPairDataModule(pl.LightningDataModule):
         texts: dict[str, int] = {}
         for p in self.train_pairs:
             p["id"] = texts.setdefault(p["positive"], len(texts))
+        self.idf = self.token_idf([t for p in self.train_pairs for t in (p["anchor"], p["positive"])])
+
+    def token_idf(self, docs: list[str]) -> torch.Tensor:
+        """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
+        log((1 + n) / (1 + df)) + 1)."""
+        df = torch.zeros(self.tokenizer.vocab_size)
+        for d in docs:
+            df[torch.tensor(sorted(set(self.tokenizer(d))))] += 1
+        return torch.log((1 + len(docs)) / (1 + df)) + 1
 
     def pad(self, texts: list[str]) -> torch.Tensor:
         """`[len(texts), L]` token ids, right-padded with 0."""

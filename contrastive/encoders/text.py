@@ -6,16 +6,26 @@ from torch import nn
 
 
 class BagOfTokens(nn.Module):
-    """Mean of token embeddings (an `EmbeddingBag`), then a linear layer."""
+    """Token embeddings summed with IDF weights (a TF-IDF bag in a learned space; plain mean without `idf`),
+    then a linear layer. At random initialisation it is a random projection of the TF-IDF vector."""
 
-    def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256) -> None:
+    def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
+                 idf: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.bag = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
+        self.bag = nn.EmbeddingBag(vocab_size, dim, mode="sum")
         self.proj = nn.Linear(dim, out_dim)
+        weights = torch.ones(vocab_size) if idf is None else torch.as_tensor(idf, dtype=torch.float32)
+        if weights.shape != (vocab_size,):
+            raise ValueError(f"idf must have vocab_size={vocab_size} entries, got {tuple(weights.shape)}")
+        weights = weights.clone()
+        weights[0] = 0.0  # padding
+        self.register_buffer("idf", weights)
         self.out_dim = out_dim
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.bag(ids))
+        w = self.idf[ids]
+        w = w / w.sum(1, keepdim=True).clamp_min(1e-6)
+        return self.proj(self.bag(ids, per_sample_weights=w))
 
 
 class TransformerText(nn.Module):
