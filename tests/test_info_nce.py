@@ -128,6 +128,7 @@ def test_modules_match_functions_and_learn_temperature():
      r"\[4, M, 3\]"),
     (lambda: nt_xent(torch.randn(4, 3), torch.randn(4, 3), ids=torch.arange(3)), "N=4"),
     (lambda: NTXent(temperature=-1.0), "got -1.0"),
+    (lambda: nt_xent(torch.randn(4, 3), torch.randn(4, 3, device="meta")), "z1 is on cpu but z2 is on meta"),
     (lambda: InfoNCE(negative_mode="x"), "'x'"),
 ])
 def test_bad_input_names_the_values(call, match):

@@ -36,7 +36,9 @@ def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
     return ckpt["state_dict"]
 
 
-@pytest.mark.parametrize("extra", [[], ["experiment=moco_digits", "num_negatives=300"]], ids=["simclr", "moco"])
+@pytest.mark.parametrize("extra", [[], ["experiment=moco_digits", "num_negatives=300"],
+                                   ["experiment=word2vec_wiki", "data=lee", "model.dim=32"]],
+                         ids=["simclr", "moco", "word2vec"])
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
     full = _launch(tmp_path / "full", extra)
     victim = _launch(tmp_path / "killed", extra)

@@ -101,3 +101,13 @@ def test_multirun_with_ddp_cpu(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
     assert all((tmp_path / "sweep" / j / "checkpoints" / "last.ckpt").exists() for j in ("0", "1"))
+
+
+@pytest.mark.parametrize("experiment,model,encoder", [("simclr_cifar10", "SimCLR", "ResNet"),
+                                                      ("moco_cifar10", "MoCo", "ResNet")])
+def test_cifar_experiments_compose_and_build(tmp_path, experiment, model, encoder):
+    from contrastive.train import build
+    cfg = make_cfg(tmp_path, [f"experiment={experiment}", f"data.root={tmp_path}"])
+    objects = build(cfg)
+    assert type(objects["model"]).__name__ == model and type(objects["model"].encoder).__name__ == encoder
+    assert objects["model"].encoder.net.conv1.kernel_size == (3, 3)  # the CIFAR stem

@@ -1,6 +1,7 @@
 """Shared DataModule plumbing: loaders for two-view training and plain evaluation."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,11 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         if n < self.batch_size:
             raise ValueError(f"the training set has {n} items, fewer than data.batch_size={self.batch_size}; "
                              "lower the batch size")
+        if n % self.batch_size and not getattr(self, "_warned_drop", False):
+            self._warned_drop = True
+            warnings.warn(f"{n % self.batch_size} of the {n} training items are left out of each epoch (batches "
+                          f"of {self.batch_size} must be full for exact cross-process negatives); which ones "
+                          "changes every epoch")
         sampler = EpochSampler(n, self.shuffle_seed)
         if self._resume:  # set by load_state_dict when Lightning restores a checkpoint
             sampler.resume_at(self._resume["epoch"], self._resume["consumed_batches"] * self.batch_size)

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from contrastive import distributed as D
 from contrastive.models.optim import warmup_cosine
 from contrastive.samplers.negatives import Negatives
 
@@ -95,6 +96,9 @@ class ContrastiveModule(pl.LightningModule):
 
     def _cached_step(self, batch: Any) -> torch.Tensor:
         """One optimizer step with gradient caching (`cache_chunk`); see models/grad_cache.py."""
+        if D.is_distributed():
+            raise ValueError("model.cache_chunk runs several backward passes per step, which this version does not "
+                             "synchronise across processes; use it with one process, or objective.tile_size under DDP")
         opt, sched = self.optimizers(), self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
         loss = self._cached_loss_backward(batch)
