@@ -67,3 +67,19 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
                   "tfidf_lee_pearson"):
             assert k in ev
         assert ev["heldout_pairs"] == 8 and objects["trainer"].global_step == 2
+
+
+def test_embed_a_text_file_with_a_trained_run(tmp_path):
+    import numpy as np
+
+    from contrastive.embed import embed_texts, load_dual_encoder
+    lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(40)]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    _, objects = train(make_cfg(run, ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}",
+                                      "data.batch_size=8", "data.vocab_size=4096", "encoder.dim=16",
+                                      "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false"], fast=False))
+    model, dm = load_dual_encoder(str(run))
+    got = embed_texts(model, dm, ["topic 3 question", "something else"])
+    want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).detach().numpy()
+    assert got.shape == (2, 16) and np.allclose(got, want, atol=1e-5)

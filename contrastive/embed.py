@@ -1,0 +1,48 @@
+"""`contrastive-embed RUN_DIR TEXTS OUT.npy`: embed a text file (one text per line) with a trained dual encoder."""
+from __future__ import annotations
+
+import argparse
+import os
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+
+def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torch.nn.Module, object]:
+    """The trained model of a `task=text_pairs` run and its data module (for the tokenizer)."""
+    cfg = OmegaConf.load(os.path.join(run_dir, "config.yaml"))
+    if cfg.get("task") != "text_pairs":
+        raise ValueError(f"{run_dir} is a task={cfg.get('task')!r} run; embedding needs a text_pairs run")
+    dm = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model, encoder=hydra.utils.instantiate(cfg.encoder),
+                                    objective=hydra.utils.instantiate(cfg.objective), optimizer=None)
+    path = os.path.join(run_dir, "checkpoints", checkpoint)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    return model.eval(), dm
+
+
+@torch.no_grad()
+def embed_texts(model: torch.nn.Module, dm: object, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    """`[len(texts), out_dim]` float32 anchor-tower embeddings."""
+    parts = [model.embed(dm.pad(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)]  # type: ignore[attr-defined]
+    return torch.cat(parts).float().numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("run_dir")
+    ap.add_argument("texts", help="a UTF-8 text file, one text per line")
+    ap.add_argument("out", help="where to write the embeddings (.npy)")
+    ap.add_argument("--checkpoint", default="last.ckpt")
+    a = ap.parse_args()
+    with open(a.texts, encoding="utf-8", errors="replace") as f:
+        texts = [line.rstrip("\n") for line in f]
+    model, dm = load_dual_encoder(a.run_dir, a.checkpoint)
+    np.save(a.out, embed_texts(model, dm, texts))
+    print(f"wrote {len(texts)} embeddings to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
