@@ -26,17 +26,23 @@ def gensim_path(name: str) -> str:
     return datapath(name)
 
 
-def read_text_file(path: str) -> list[list[str]]:
-    """One sentence (or document) per non-empty line; undecodable bytes become U+FFFD, counted and warned."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"corpus file {os.path.abspath(path)} does not exist; set data.corpus to a text "
-                                f"file (one sentence or document per line) or one of {sorted(BUILTIN)}")
+def read_utf8(path: str) -> str:
+    """The file's text; undecodable bytes become U+FFFD, and how many there were is warned."""
     with open(path, "rb") as f:
         raw = f.read()
     text = raw.decode("utf-8", errors="replace")
     bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
     if bad:
-        warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD and skipped")
+        warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD")
+    return text
+
+
+def read_text_file(path: str) -> list[list[str]]:
+    """One sentence (or document) per non-empty line; undecodable bytes become U+FFFD, counted and warned."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"corpus file {os.path.abspath(path)} does not exist; set data.corpus to a text "
+                                f"file (one sentence or document per line) or one of {sorted(BUILTIN)}")
+    text = read_utf8(path)
     sentences = [t for t in (tokenize(line) for line in text.splitlines()) if t]
     if not sentences:
         raise ValueError(f"corpus file {path} has no words")

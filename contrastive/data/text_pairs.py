@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from contrastive.data.corpus import BUILTIN, gensim_path, tokenize
+from contrastive.data.corpus import BUILTIN, gensim_path, read_utf8, tokenize
 
 REQUIRED = ("anchor", "positive")
 
@@ -48,12 +48,7 @@ def _decode(path: str) -> str:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pairs file {os.path.abspath(path)} does not exist; set data.path to a TSV, CSV "
                                 "or JSONL file with columns anchor, positive and optionally negative")
-    raw = open(path, "rb").read()
-    text = raw.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
-    if bad:
-        warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8 and were replaced with U+FFFD")
-    return text
+    return read_utf8(path)
 
 
 def read_pairs(path: str) -> list[dict[str, Any]]:
