@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from contrastive.data.device_augment import DeviceSimCLRAugment
 from contrastive.data.transforms import SimCLRTransform, TwoViews
 from contrastive.encoders import MLPHead, ResNet
 from contrastive.losses import nt_xent
@@ -40,17 +41,29 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--augment-on", choices=["cpu", "device"], default="cpu",
+                    help="cpu: SimCLRTransform per image in workers; device: DeviceSimCLRAugment on whole batches")
     a = ap.parse_args()
     dev = torch.device(a.device)
     enc, head = ResNet("resnet18", cifar_stem=True).to(dev), MLPHead(512, 512, 128).to(dev)
     opt = torch.optim.SGD(list(enc.parameters()) + list(head.parameters()), lr=0.1, momentum=0.9)
     n = a.batch * (a.steps + a.warmup)
-    loader = DataLoader(TwoViews(RandomImages(n), SimCLRTransform(32)), batch_size=a.batch, drop_last=True,
-                        num_workers=a.workers, persistent_workers=a.workers > 0)
+    if a.augment_on == "cpu":
+        loader = DataLoader(TwoViews(RandomImages(n), SimCLRTransform(32)), batch_size=a.batch, drop_last=True,
+                            num_workers=a.workers, persistent_workers=a.workers > 0)
+    else:  # uint8 tensors in memory; the loader only slices and collates them
+        images = torch.from_numpy(RandomImages(n).x).permute(0, 3, 1, 2).contiguous()
+        loader = DataLoader(torch.utils.data.TensorDataset(images), batch_size=a.batch, drop_last=True)
+        augment = DeviceSimCLRAugment(32)
     wait = compute = 0.0
     t0 = time.perf_counter()
-    for step, (v1, v2, _, _) in enumerate(loader):
+    for step, batch in enumerate(loader):
         t1 = time.perf_counter()
+        if a.augment_on == "cpu":
+            v1, v2 = batch[0], batch[1]
+        else:  # the augmentation runs on the training device, as part of the step
+            x = batch[0].to(dev, non_blocking=True)
+            v1, v2 = augment(x), augment(x)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             z = head(enc(torch.cat([v1, v2]).to(dev, non_blocking=True)))
         loss = nt_xent(*z.float().chunk(2), temperature=0.5)
@@ -65,7 +78,8 @@ def main() -> None:
         t0 = time.perf_counter()
     total = wait + compute
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or 'cpu'} x{torch.get_num_threads()} threads"
-    print(f"device={name} batch={a.batch} steps={a.steps} precision={a.precision} workers={a.workers}")
+    print(f"device={name} batch={a.batch} steps={a.steps} precision={a.precision} workers={a.workers} "
+          f"augment_on={a.augment_on}")
     print(f"images/s={a.batch * a.steps / total:.1f} (one image = one pair of views)  "
           f"step={total / a.steps:.3f}s  data_wait={100 * wait / total:.1f}%")
 

@@ -29,6 +29,8 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
     train_set: Dataset
     val_set: Dataset | None = None
     _num_items: int = 0
+    # True: loaders yield (images, labels, indices) and the views are made on the batch's device
+    device_augment: bool = False
     eval_train_set: Dataset
     eval_test_set: Dataset
 
@@ -68,6 +70,22 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           generator=self._generator())
+
+    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One augmented view of a collated batch, on its device (data modules with `device_augment`)."""
+        raise NotImplementedError
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = getattr(self, "trainer", None)
+        if not self.device_augment or trainer is None or not (trainer.training or trainer.validating
+                                                              or trainer.sanity_checking):
+            return batch
+        x, y, i = batch
+        g = None
+        if not trainer.training:
+            # validation views are fixed per batch (comparable losses) and leave the training RNG alone
+            g = torch.Generator(device=x.device).manual_seed(int(i[0]) * 7919 + len(i))
+        return self.make_view(x, g), self.make_view(x, g), y, i
 
     def val_dataloader(self) -> Any:
         return [] if self.val_set is None else self._loader(self.val_set, self.batch_size)

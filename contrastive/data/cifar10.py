@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from torch.utils.data import Subset
+from torch.utils.data import Subset, TensorDataset
 
 from contrastive.data.base import ViewDataModule, split_indices
+from contrastive.data.device_augment import DeviceSimCLRAugment
 from contrastive.data.transforms import Plain, SimCLRTransform, TwoViews, plain_transform
 
 FOLDER = "cifar-10-batches-py"
@@ -37,10 +38,15 @@ class Cifar10DataModule(ViewDataModule):
 
     def __init__(self, root: str = "data", download: bool = False, batch_size: int = 256,
                  num_workers: int = 4, val_size: int = 5000, split_seed: int = 0,
-                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0) -> None:
+                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0, augment_on: str = "cpu") -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
+        if augment_on not in ("cpu", "device"):
+            raise ValueError(f"augment_on must be 'cpu' or 'device', got {augment_on!r}")
         self.root, self.download, self.val_size, self.split_seed = root, download, val_size, split_seed
         self.transform = transform or SimCLRTransform(32)
+        self.device_augment = augment_on == "device"
+        # the same options, applied to whole batches on the training device
+        self.device_transform = DeviceSimCLRAugment(**self.transform.options)
 
     def prepare_data(self) -> None:
         load_cifar10(self.root, True, self.download)
@@ -51,10 +57,18 @@ class Cifar10DataModule(ViewDataModule):
         test = load_cifar10(self.root, False, False)
         self._num_items = len(train)
         tr, va, _ = split_indices(len(train), self.val_size / len(train), 0.0, self.split_seed)
-        views = TwoViews(train, self.transform)
+        if self.device_augment:  # loaders only collate uint8 tensors held in memory
+            images = torch.from_numpy(np.asarray(train.data)).permute(0, 3, 1, 2).contiguous()
+            labels, idx = torch.tensor(train.targets), torch.arange(len(train))
+            views: Any = TensorDataset(images, labels, idx)
+        else:
+            views = TwoViews(train, self.transform)
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
         plain = plain_transform(32)
         self.eval_train_set, self.eval_test_set = Subset(Plain(train, plain), tr), Plain(test, plain)
+
+    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.device_transform(x, generator)
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         train, test = load_cifar10(self.root, True, False), load_cifar10(self.root, False, False)

@@ -16,6 +16,7 @@ class DigitsDataModule(ViewDataModule):
     the batch's device after transfer (upsampled to `size` x `size`, random affine, contrast, noise, erasing)."""
 
     num_classes = 10
+    device_augment = True
 
     def __init__(self, batch_size: int = 256, size: int = 16, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, split_seed: int = 0, noise: float = 0.05, erase_p: float = 0.25,
@@ -41,20 +42,9 @@ class DigitsDataModule(ViewDataModule):
         self.eval_train_set = TensorDataset(digit_plain(self.x[tr], self.size), self.y[tr])
         self.eval_test_set = TensorDataset(digit_plain(self.x[te], self.size), self.y[te])
 
-    def views(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One augmented view of a `[B, 1, 8, 8]` batch."""
         return digit_views(x, self.size, self.noise, self.erase_p, generator=generator, **self.affine)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or not (trainer.training or trainer.validating or trainer.sanity_checking):
-            return batch
-        x, y, i = batch
-        g = None
-        if not trainer.training:
-            # validation views are fixed per batch (comparable losses) and leave the training RNG alone
-            g = torch.Generator(device=x.device).manual_seed(int(i[0]) * 7919 + len(i))
-        return self.views(x, g), self.views(x, g), y, i
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         tr, _, te = self.idx
