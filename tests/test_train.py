@@ -7,7 +7,6 @@ import os
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from contrastive.train import train
 from tests.conftest import make_cfg, run_cli

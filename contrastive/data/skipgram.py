@@ -4,7 +4,7 @@ chunk, reshuffled every epoch."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import pytorch_lightning as pl
