@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any, Callable
 
 import hydra
 import numpy as np
@@ -24,10 +25,11 @@ def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torc
 
 
 @torch.no_grad()
-def embed_texts(model: torch.nn.Module, dm: object, texts: list[str], batch_size: int = 256) -> np.ndarray:
-    """`[len(texts), out_dim]` float32 anchor-tower embeddings."""
-    parts = [model.embed(dm.pad(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)]  # type: ignore[attr-defined]
-    return torch.cat(parts).float().numpy()
+def embed_texts(encode: Callable[[torch.Tensor], torch.Tensor], dm: Any, texts: list[str],
+                batch_size: int = 256) -> torch.Tensor:
+    """`[len(texts), out_dim]` float32 CPU embeddings: `encode` applied to padded token ids, batch by batch."""
+    parts = [encode(dm.pad(texts[i:i + batch_size])).float().cpu() for i in range(0, len(texts), batch_size)]
+    return torch.cat(parts)
 
 
 def main() -> None:
@@ -40,7 +42,7 @@ def main() -> None:
     with open(a.texts, encoding="utf-8", errors="replace") as f:
         texts = [line.rstrip("\n") for line in f]
     model, dm = load_dual_encoder(a.run_dir, a.checkpoint)
-    np.save(a.out, embed_texts(model, dm, texts))
+    np.save(a.out, embed_texts(model.embed, dm, texts).numpy())
     print(f"wrote {len(texts)} embeddings to {a.out}")
 
 

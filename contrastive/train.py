@@ -101,6 +101,14 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
                                    plugins=[AtomicCheckpointIO()])
 
 
+def report(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, Any], **extra: Any) -> None:
+    """Write `eval.json` (metrics plus `extra`) in the run directory and log the numeric metrics as `eval/*`."""
+    write_json(os.path.join(cfg.output_dir, "eval.json"), {**metrics, **extra})
+    numbers = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+    for lg in trainer.loggers:
+        lg.log_metrics(numbers, step=trainer.global_step)
+
+
 def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
     """Similarity, analogy and throughput of the word vectors (beside gensim's with compare_gensim=true);
     writes eval.json and vectors.txt."""
@@ -122,25 +130,21 @@ def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     print("\nword vectors: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     for w, ns in neighbours.items():
         print(f"  {w}: {' '.join(ns)}")
-    write_json(os.path.join(cfg.output_dir, "eval.json"), {**metrics, "nearest": neighbours})
+    report(cfg, trainer, metrics, nearest=neighbours)
     write_word2vec(os.path.join(cfg.output_dir, "vectors.txt"), words, vectors)
-    for lg in trainer.loggers:
-        lg.log_metrics({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=trainer.global_step)
     return metrics
 
 
 def evaluate_pairs(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
     """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders and TF-IDF."""
+    from contrastive.embed import embed_texts
     from contrastive.eval.retrieval import lee_pearson, retrieval_metrics, tfidf_embed
     dm, model = objects["datamodule"], objects["model"]
     anchors, positives = [p["anchor"] for p in dm.heldout], [p["positive"] for p in dm.heldout]
 
     def embedder(module: torch.nn.Module) -> Any:
-        @torch.no_grad()
-        def run(texts: list[str]) -> torch.Tensor:
-            module.eval()
-            return torch.cat([module(dm.pad(texts[i:i + 256]).to(model.device)).cpu() for i in range(0, len(texts), 256)])
-        return run
+        module.eval()
+        return lambda texts: embed_texts(lambda ids: module(ids.to(model.device)), dm, texts)
 
     random_init = objects["random_init"].to(model.device)
     metrics: dict[str, Any] = {"heldout_pairs": len(anchors)}
@@ -153,9 +157,7 @@ def evaluate_pairs(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     metrics["lee_pearson_random_init"] = lee_pearson(embedder(random_init))
     metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
     print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-    write_json(os.path.join(cfg.output_dir, "eval.json"), metrics)
-    for lg in trainer.loggers:
-        lg.log_metrics({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=trainer.global_step)
+    report(cfg, trainer, metrics)
     return metrics
 
 
@@ -168,12 +170,10 @@ def evaluate(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> d
                                        dm, seed=cfg.seed, device=device)
     print("\nk-NN top-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws)")
     print(format_table(metrics))
-    write_json(os.path.join(cfg.output_dir, "eval.json"), metrics)
+    report(cfg, trainer, metrics)
     plot_embedding(feats["trained"][2], feats["trained"][3], os.path.join(cfg.output_dir, "embedding.png"),
                    "test-split embeddings of the trained encoder (t-SNE)")
     plot_loss(os.path.join(cfg.output_dir, "logs", "metrics.csv"), os.path.join(cfg.output_dir, "loss.png"))
-    for lg in trainer.loggers:
-        lg.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
     return metrics
 
 

@@ -12,25 +12,13 @@ import os
 import platform
 import resource
 import subprocess
-import time
 
 import torch
 import torch.nn.functional as F
 
+from timing import timed  # scripts/timing.py
+
 from contrastive.losses import NCELoss, SampledSoftmaxLoss
-
-
-def timed(step, repeats: int, device: torch.device, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / repeats
 
 
 def torch_step(kind: str, vocab: int, a, device: torch.device):

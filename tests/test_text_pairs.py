@@ -80,6 +80,6 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
                                       "data.batch_size=8", "data.vocab_size=4096", "encoder.dim=16",
                                       "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false"], fast=False))
     model, dm = load_dual_encoder(str(run))
-    got = embed_texts(model, dm, ["topic 3 question", "something else"])
+    got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).detach().numpy()
     assert got.shape == (2, 16) and np.allclose(got, want, atol=1e-5)

@@ -94,8 +94,6 @@ class InfoNCE(_Contrastive):
                 keys = torch.cat([keys, extra])
                 if key_ids is not None:
                     key_ids = torch.cat([key_ids, key_ids.new_full((extra.shape[0],), -1)])
-            if not gathering and extra_negatives is None:
-                return info_nce(query, key, temperature=t, ids=ids, tile_size=self.tile_size)
             return info_nce(query, keys, temperature=t, ids=ids, key_ids=key_ids,
                             positive_offset=D.rank() * query.shape[0] if gathering else 0, tile_size=self.tile_size)
         return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids,

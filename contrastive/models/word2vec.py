@@ -7,7 +7,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -68,10 +67,3 @@ class Word2Vec(pl.LightningModule):
         final = self.hparams.final_lr_ratio
         decay = lambda s: max(final, 1 - (1 - final) * s / total)  # noqa: E731
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in opts]
-
-    def nearest(self, ids: torch.Tensor, k: int = 5) -> torch.Tensor:
-        """The `k` nearest word ids (cosine) of each id in `ids`, itself excluded."""
-        v = F.normalize(self.vectors, dim=1)
-        sims = v[ids] @ v.T
-        sims[torch.arange(len(ids)), ids] = -2
-        return sims.topk(k, dim=1).indices
