@@ -143,3 +143,25 @@ def test_num_negatives_larger_than_vocabulary_fails_fast(tmp_path):
     cfg = make_cfg(tmp_path, ["objective=nce", "sampler=log_uniform", "objective.num_classes=100", "objective.dim=8"])
     with pytest.raises(Exception, match="num_sampled=4096"):
         instantiate(cfg.objective)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_log1p_is_within_a_few_ulps(dtype):
+    from contrastive.losses.sampled import log1p_small
+    e = torch.cat([torch.logspace(-30, 0, 100_001, dtype=torch.float64), torch.rand(10_000, dtype=torch.float64)])
+    ref = torch.log1p(e)
+    rel = ((log1p_small(e.to(dtype)).double() - ref).abs() / ref).max()
+    assert rel < 4 * torch.finfo(dtype).eps
+
+
+def test_sigmoid_cross_entropy_gradient_and_masked_logit():
+    from contrastive.losses.sampled import sigmoid_cross_entropy
+    x = torch.randn(40, 9, dtype=torch.float64, requires_grad=True)
+    z = torch.rand(40, 9, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: sigmoid_cross_entropy(x, z), (x,))
+    textbook = -(z * F.logsigmoid(x) + (1 - z) * F.logsigmoid(-x))
+    assert torch.allclose(sigmoid_cross_entropy(x, z), textbook, rtol=1e-12, atol=0)
+    masked = torch.tensor([-FLT_MAX, 0.0], requires_grad=True)
+    out = sigmoid_cross_entropy(masked, torch.zeros(2))
+    out.sum().backward()
+    assert out[0].item() == 0.0 and masked.grad[0].item() == 0.0 and masked.grad[1].item() == 0.5

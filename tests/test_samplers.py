@@ -116,3 +116,17 @@ def test_sampling_runs_on_the_labels_device():
     lab = LABELS.cuda()
     for s in (log_uniform_candidate_sampler(lab, 1, 64, True, 10**6), uniform_candidate_sampler(lab, 1, 8, True, 50)):
         assert all(t.is_cuda for t in s)
+
+
+def test_alias_sampler_fits_its_weights_and_rejects_bad_ones():
+    from contrastive.samplers.alias import AliasSampler
+    w = np.arange(1, 2001, dtype=np.float64) ** -0.75
+    w[7] = 0.0  # a zero-weight id is never drawn
+    x = AliasSampler(w)(3_000_000, torch.Generator().manual_seed(0))
+    counts = np.bincount(x.numpy(), minlength=len(w)).astype(np.float64)
+    assert counts[7] == 0
+    keep = w > 0
+    assert chisquare(counts[keep], w[keep] / w.sum() * counts.sum()).pvalue > 1e-3
+    for bad in ([], [1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="non-negative"):
+            AliasSampler(np.array(bad))

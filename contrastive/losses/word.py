@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastive.losses.sampled import sigmoid_cross_entropy
+from contrastive.samplers.alias import AliasSampler
 from contrastive.samplers.candidate import check_in_range
 
 
@@ -32,17 +34,18 @@ class NegativeSamplingLoss(nn.Module):
         if weights.numel() != num_classes or bool((weights < 0).any()):
             raise ValueError(f"unigrams must be {num_classes} non-negative counts, got {weights.numel()}")
         self.num_classes, self.dim, self.num_sampled, self.sparse = num_classes, dim, num_sampled, sparse
-        self.register_buffer("cdf", torch.cumsum(weights.double() ** distortion, 0), persistent=False)
+        self.sampler = AliasSampler(weights.double() ** distortion)
         # word2vec starts the output vectors at zero
         self.weight = nn.Parameter(torch.zeros(num_classes, dim))
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = _labels(labels, inputs, self.num_classes)
-        u = torch.rand(y.numel() * self.num_sampled, device=inputs.device, dtype=torch.float64) * self.cdf[-1]
-        neg = torch.searchsorted(self.cdf, u, right=True).clamp_(max=self.num_classes - 1).view(-1, self.num_sampled)
+        neg = self.sampler(y.numel() * self.num_sampled).view(-1, self.num_sampled)
         w = F.embedding(torch.cat([y[:, None], neg], 1), self.weight, sparse=self.sparse)  # [B, 1+k, d]
-        logits = torch.einsum("bkd,bd->bk", w, inputs)
-        return (F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1:]).sum(1)).mean()
+        logits = (w * inputs[:, None, :]).sum(-1)  # faster than a bmm of [1+k, d] x [d, 1] blocks
+        targets = torch.zeros(1, 1 + self.num_sampled, dtype=logits.dtype, device=logits.device)
+        targets[0, 0] = 1
+        return sigmoid_cross_entropy(logits, targets).sum(1).mean()
 
 
 class FullSoftmaxLoss(nn.Module):
