@@ -1,14 +1,17 @@
 """Word vectors side by side on one corpus: our NCE, our negative sampling, and gensim's Word2Vec(sg=1,
 2 workers), with the same dimension, window, min_count, subsampling and epochs; words/second and wordsim353 /
-simlex999 Spearman.
+simlex999 Spearman. `--zipf-tokens N` adds a throughput-only run on a synthetic corpus of N tokens (Zipf
+law, exponent 1.1, over 200k word types, sentences of 20 words; seed 0), 1 epoch each.
 
-    python scripts/bench_word2vec.py [--epochs 5] [--corpus enwiki_sample]
+    python scripts/bench_word2vec.py [--epochs 5] [--corpus enwiki_sample] [--zipf-tokens 10000000]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import tempfile
+
+import numpy as np
 
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
@@ -18,15 +21,30 @@ from contrastive.eval.words import gensim_baseline, word_metrics
 from contrastive.train import train
 
 
-def ours(objective: list[str], a: argparse.Namespace) -> dict[str, float]:
+def zipf_corpus(path: str, tokens: int, types: int = 200_000, exponent: float = 1.1, length: int = 20) -> None:
+    """Write `tokens` Zipf-distributed words (`w0` most frequent), `length` words per line."""
+    p = np.arange(1, types + 1, dtype=np.float64) ** -exponent
+    ids = np.random.default_rng(0).choice(types, size=tokens // length * length, p=p / p.sum())
+    words = np.char.add("w", np.arange(types).astype(str))
+    with open(path, "w", encoding="utf-8") as f:
+        for row in words[ids].reshape(-1, length):
+            f.write(" ".join(row) + "\n")
+
+
+def ours(objective: list[str], a: argparse.Namespace, corpus: str | None = None, epochs: int | None = None,
+         evaluate: bool = True) -> dict[str, float]:
+    data = ["data=text_file", f"data.corpus={corpus}", "data.batch_size=16384"] if corpus else [f"data.corpus={a.corpus}"]
     with initialize_config_module("contrastive.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=word2vec_wiki", f"data.corpus={a.corpus}",
-                                          f"trainer.max_epochs={a.epochs}", "trainer.enable_progress_bar=false",
+        cfg = compose("train", overrides=["experiment=word2vec_wiki", *data, f"evaluate={evaluate}",
+                                          f"trainer.max_epochs={epochs or a.epochs}", "trainer.enable_progress_bar=false",
                                           "logger=none", f"model.dim={a.dim}", f"data.window={a.window}",
                                           *objective])
     with open_dict(cfg):
         cfg.output_dir = tempfile.mkdtemp()
-    metrics, _ = train(cfg)
+    metrics, objects = train(cfg)
+    if not evaluate:  # throughput only
+        dm, model = objects["datamodule"], objects["model"]
+        return {"words_per_second": dm.raw_tokens * (epochs or a.epochs) / model.fit_seconds}
     return metrics
 
 
@@ -36,17 +54,36 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--dim", type=int, default=100)
     ap.add_argument("--window", type=int, default=5)
+    ap.add_argument("--zipf-tokens", type=int, default=0)
     a = ap.parse_args()
-    rows = {"ours, NCE (log-uniform, 64 negatives)": ours(["objective=nce", "num_negatives=64"], a),
-            "ours, negative sampling (5 negatives)": ours(["objective=neg_sampling", "num_negatives=5"], a)}
+    nce, ns = ["objective=nce", "num_negatives=5"], ["objective=neg_sampling", "num_negatives=5"]
+    batched = ["data.batch_size=2048"]
+    rows = {"ours, NCE (log-uniform, 5 negatives), hogwild": ours(nce + ["model.optimizer=hogwild"], a),
+            "ours, negative sampling (5 negatives), hogwild": ours(ns + ["model.optimizer=hogwild"], a),
+            "ours, NCE (log-uniform, 64 negatives), hogwild": ours(["objective=nce", "num_negatives=64",
+                                                                  "model.optimizer=hogwild"], a),
+            "ours, NCE (5 negatives shared by the batch), sgd, batch 2048": ours(nce + batched + ["model.optimizer=sgd"], a),
+            "ours, NCE (5 negatives shared by the batch), adam, batch 2048": ours(nce + batched + ["model.optimizer=adam"], a)}
     vec, words, wps = gensim_baseline(load_corpus(a.corpus), a.dim, a.window, 5, 5, a.epochs, 1e-3, 0, workers=2)
     rows["gensim Word2Vec(sg=1, negative=5, workers=2)"] = {**word_metrics(vec, words), "words_per_second": wps}
-    print(f"# corpus {a.corpus}, {a.epochs} epochs, dim {a.dim}, window {a.window}, {os.cpu_count()} CPUs")
+    print(f"# corpus {a.corpus}, {a.epochs} epochs, dim {a.dim}, window {a.window}, {os.cpu_count()} CPUs; words/s "
+          "excludes hogwild's one-off compilation (~5 s)")
     print("| model | words/s | wordsim353 | simlex999 | analogy (coverage) |")
     print("|---|---|---|---|---|")
     for name, m in rows.items():
         print(f"| {name} | {m['words_per_second']:,.0f} | {m['wordsim353_spearman']:.3f} | "
               f"{m['simlex999_spearman']:.3f} | {m['analogy_accuracy']:.3f} ({m['analogy_coverage']:.2f}) |")
+    if a.zipf_tokens:
+        path = os.path.join(tempfile.mkdtemp(), "zipf.txt")
+        zipf_corpus(path, a.zipf_tokens)
+        from contrastive.data.corpus import read_text_file
+        zipf = {"ours, NCE (5), hogwild": ours(nce, a, corpus=path, epochs=1, evaluate=False),
+                "ours, negative sampling (5), hogwild": ours(ns, a, corpus=path, epochs=1, evaluate=False)}
+        _, _, g = gensim_baseline(read_text_file(path), a.dim, a.window, 5, 5, 1, 1e-3, 0, workers=2)
+        print(f"\n# synthetic Zipf corpus, {a.zipf_tokens:,} tokens, 1 epoch: words/s")
+        for name, m in zipf.items():
+            print(f"| {name} | {m['words_per_second']:,.0f} |")
+        print(f"| gensim (negative=5, workers=2) | {g:,.0f} |")
 
 
 if __name__ == "__main__":

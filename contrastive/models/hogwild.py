@@ -1,0 +1,170 @@
+"""Word2vec-style training on CPU: one compiled pass over the pairs that draws each pair's negatives, computes
+its logistic losses and applies its SGD update at once (no autograd, no gradient tensors), the pairs split
+across threads that share the tables without locks (Hogwild, as word2vec and gensim do). Compiled with numba
+(the `text` extra).
+
+Per pair, the loss is the objective's own as if the batch held that one pair: NCE is TensorFlow's `nce_loss`
+(its sampler's distribution, unique draws with expected counts from the number of tries, log-Q correction,
+biases, accidental hits kept); negative sampling is word2vec's (k draws from unigram^0.75, no correction).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from contrastive.samplers.alias import alias_table
+from contrastive.samplers.candidate import log_uniform_probs
+
+try:
+    import numba
+except ImportError:  # the text extra installs it; hogwild_step says so when it is missing
+    numba = None
+
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no 'nnan'/'ninf': divergence must still show as inf/nan
+
+
+def _jit(**kw):  # noqa: ANN003, ANN202
+    return (lambda f: f) if numba is None else numba.njit(fastmath=FASTMATH, **kw)
+
+
+@_jit(inline="always")
+def _dot(a, b, d):  # noqa: ANN001, ANN202
+    z = np.float32(0.0)
+    for t in range(d):
+        z += a[t] * b[t]
+    return z
+
+
+@_jit(inline="always")
+def _axpy(g, x, y, d):  # noqa: ANN001, ANN202
+    for t in range(d):  # y += g * x; a helper so the loop vectorises
+        y[t] += g * x[t]
+
+
+@_jit(inline="always")
+def _draw(accept, alias):  # noqa: ANN001, ANN202
+    i = np.random.randint(0, accept.shape[0])
+    return i if np.random.random() < accept[i] else alias[i]
+
+
+@_jit(parallel=True)
+def _kernel(E, W, b, centre, context, accept, alias, probs, k, unique, correct, lr, seed, chunks, loss, drawn,  # noqa: ANN001, ANN202, E501
+            tries_out):
+    n, d = centre.shape[0], E.shape[1]
+    size = (n + chunks - 1) // chunks
+    for c in numba.prange(chunks):
+        np.random.seed(seed + c)  # this thread's stream
+        neg = np.empty(k, np.int64)
+        grad_h = np.empty(d, np.float32)
+        for i in range(c * size, min(n, (c + 1) * size)):
+            tries, got = 0, 0
+            while got < k:  # TF's unique sampling: the first k distinct draws, counting the tries
+                s = _draw(accept, alias)
+                tries += 1
+                seen = False
+                if unique:
+                    for q in range(got):
+                        seen = seen or neg[q] == s
+                if not seen:
+                    neg[got] = s
+                    got += 1
+            if drawn.shape[0] > 0:  # recorded for tests
+                drawn[i, :] = neg
+                tries_out[i] = tries
+            h = E[centre[i]]
+            grad_h[:] = 0
+            total = 0.0
+            for m in range(k + 1):
+                j = context[i] if m == 0 else neg[m - 1]
+                label = 1.0 if m == 0 else 0.0
+                w = W[j]
+                z = _dot(h, w, d)
+                if correct:  # minus the log expected count (TF's ExpectedCountHelper), plus the bias
+                    p = probs[j]
+                    q = p * k if tries == k else -math.expm1(tries * math.log1p(-p))
+                    z += b[j] - math.log(q)
+                total += max(z, 0.0) - z * label + math.log1p(math.exp(-abs(z)))
+                g = np.float32(lr * (label - 1.0 / (1.0 + math.exp(-z))))  # -lr * d loss / d z
+                _axpy(g, w, grad_h, d)
+                _axpy(g, h, w, d)
+                if correct:
+                    b[j] += g
+            _axpy(np.float32(1.0), grad_h, h, d)
+            loss[i] = total
+
+
+def plan(objective: nn.Module) -> dict[str, Any]:
+    """Candidate distribution and loss options of `objective`, computed once and kept on it."""
+    cached = getattr(objective, "_hogwild_plan", None)
+    if cached is not None:
+        return cached
+    from contrastive.losses import NCELoss, NegativeSamplingLoss
+    if isinstance(objective, NegativeSamplingLoss):
+        s = objective.sampler
+        out = dict(accept=s.accept.numpy(), alias=s.alias.numpy(), probs=np.zeros(1, np.float32),
+                    bias=np.zeros(1, np.float32), unique=False, correct=False)
+    elif isinstance(objective, NCELoss) and not objective.sampled_softmax and objective.num_true == 1 \
+            and not objective.remove_accidental_hits and objective.sampler in ("log_uniform", "uniform", "unigram"):
+        v = objective.num_classes
+        if objective.sampler == "log_uniform":
+            p = log_uniform_probs(torch.arange(v), v).double().numpy()
+        elif objective.sampler == "uniform":
+            p = np.full(v, 1.0 / v)
+        else:
+            p = np.asarray(objective.unigrams, np.float64) ** objective.distortion
+        accept, alias = alias_table(p)
+        out = dict(accept=accept.astype(np.float32), alias=alias, probs=(p / p.sum()).astype(np.float32),
+                    bias=objective.bias.detach().view(-1).numpy(), unique=objective.unique, correct=True)
+    else:
+        what = type(objective).__name__ + (f" with sampler {objective.sampler!r}" if hasattr(objective, "sampler") else "")
+        raise ValueError(f"model.optimizer=hogwild supports objective=neg_sampling and objective=nce (sampler "
+                         f"log_uniform, uniform or unigram; num_true 1; accidental hits kept), not {what}; use "
+                         "model.optimizer=sgd or adam")
+    objective._hogwild_plan = out
+    return out
+
+
+def supports(objective: nn.Module) -> bool:
+    """Whether `hogwild_step` can train `objective`."""
+    try:
+        plan(objective)
+    except ValueError:
+        return False
+    return True
+
+
+def compile_kernel() -> None:
+    """Compile the kernel now (a few seconds, once per process) on a tiny problem of the real types."""
+    from contrastive.losses import NegativeSamplingLoss
+    one = torch.zeros(1, dtype=torch.long)
+    # a fixed seed: warming up must not move torch's generator (a resumed run would then draw differently)
+    hogwild_step(torch.zeros(2, 2), NegativeSamplingLoss(2, 2, 1), one, one[:, None], 0.0, seed=0)
+
+
+@torch.no_grad()
+def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Tensor, context: torch.Tensor,
+                 lr: float, record: bool = False, threads: int | None = None, seed: int | None = None) -> Any:
+    """Draw negatives for, score and update every `(centre [B], context [B, 1])` pair in place; returns the
+    batch's mean loss (with `record`, also the negatives `[B, k]` and the draws each took `[B]`). Negatives
+    are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count) the updates
+    interleave, so runs differ slightly, as gensim's with several workers; `threads=1` repeats exactly."""
+    if numba is None:
+        raise ImportError("model.optimizer=hogwild needs numba: pip install 'contrastive[text]' (or pip install "
+                          "numba), or use model.optimizer=sgd|adam")
+    if embedding.device.type != "cpu" or embedding.dtype != torch.float32 or not embedding.is_contiguous():
+        raise ValueError("model.optimizer=hogwild runs on CPU with float32 tables; use model.optimizer=sgd on GPUs")
+    p = plan(objective)
+    loss = np.empty(centre.numel(), np.float32)
+    seed = int(torch.randint(0, 2**31 - 1024, ())) if seed is None else seed
+    k, n = objective.num_sampled, centre.numel() if record else 0
+    drawn, tries = np.empty((n, k), np.int64), np.empty(n, np.int64)
+    ids = [np.ascontiguousarray(t.reshape(-1).numpy(), dtype=np.int64) for t in (centre, context)]
+    _kernel(embedding.numpy(), objective.weight.detach().numpy(), p["bias"], ids[0], ids[1], p["accept"],
+            p["alias"], p["probs"], k, p["unique"], p["correct"], np.float32(lr), seed,
+            threads or numba.get_num_threads(), loss, drawn, tries)
+    mean = torch.from_numpy(loss).mean()
+    return (mean, torch.from_numpy(drawn), torch.from_numpy(tries)) if record else mean

@@ -1,0 +1,92 @@
+"""The compiled per-pair word2vec step: one pair's update equals autograd SGD on the objective's loss, the
+negatives follow the sampler (distinct with unique draws), one thread repeats exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import chisquare
+
+from contrastive.losses import NCELoss, NegativeSamplingLoss, SampledSoftmaxLoss, nce_loss
+from contrastive.models.hogwild import hogwild_step, plan
+from contrastive.samplers.candidate import expected_count, log_uniform_probs
+
+V, D, LR = 50, 8, 0.1
+COUNTS = list(range(V, 0, -1))
+
+
+def one_pair(obj, seed):
+    """Run one pair through hogwild; return the tables before and after, the negatives and tries."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        obj.weight.normal_()
+    E = torch.randn(V, D)
+    before = (E.clone(), obj.weight.detach().clone(), obj.bias.detach().clone().view(-1) if hasattr(obj, "bias") else None)
+    c, y = torch.tensor([3]), torch.tensor([[7]])
+    loss, neg, tries = hogwild_step(E, obj, c, y, LR, record=True, threads=1)
+    return before, (E, obj.weight.detach(), obj.bias.detach().view(-1) if hasattr(obj, "bias") else None), loss, neg[0], int(tries[0])
+
+
+@pytest.mark.parametrize("sampler", ["log_uniform", "uniform", "unigram"])
+def test_nce_pair_update_equals_autograd_sgd_on_tf_nce_loss(sampler):
+    obj = NCELoss(V, D, 5, sampler=sampler, unigrams=COUNTS, distortion=0.75)
+    (E0, W0, b0), (E1, W1, b1), loss, neg, tries = one_pair(obj, 0)
+    assert len(set(neg.tolist())) == 5 and tries >= 5  # unique draws
+    p = {"log_uniform": log_uniform_probs(torch.arange(V), V), "uniform": torch.full((V,), 1 / V),
+         "unigram": torch.tensor(COUNTS, dtype=torch.float64) ** 0.75}[sampler]
+    p = (p / p.sum()).float()
+    E, W, b = (t.clone().requires_grad_(True) for t in (E0, W0, b0))
+    y = torch.tensor([[7]])
+    sampled_values = (neg, expected_count(p[y[0]], 5, tries)[None], expected_count(p[neg], 5, tries))
+    ref = nce_loss(W, b, y, E[3:4], 5, V, sampled_values=sampled_values).sum()
+    ref.backward()
+    assert abs(float(loss) - float(ref)) < 1e-5
+    for new, old, t in ((E1, E0, E), (W1, W0, W), (b1, b0, b)):
+        assert torch.allclose(new, old - LR * t.grad, atol=1e-6)
+        assert not torch.equal(new, old)
+
+
+def test_negative_sampling_pair_update_equals_autograd_sgd():
+    obj = NegativeSamplingLoss(V, D, 5, unigrams=COUNTS)
+    for seed in range(100):  # a draw without repeats (a repeated row sees its own update, as in word2vec)
+        (E0, W0, _), (E1, W1, _), loss, neg, _ = one_pair(obj, seed)
+        if len(set(neg.tolist()) | {7}) == 6:
+            break
+    E, W = E0.clone().requires_grad_(True), W0.clone().requires_grad_(True)
+    z = W[torch.cat([torch.tensor([7]), neg])] @ E[3]
+    ref = F.softplus(-z[0]) + F.softplus(z[1:]).sum()
+    ref.backward()
+    assert abs(float(loss) - float(ref)) < 1e-5
+    assert torch.allclose(E1, E0 - LR * E.grad, atol=1e-6) and torch.allclose(W1, W0 - LR * W.grad, atol=1e-6)
+
+
+def test_negatives_follow_the_sampler_and_tf_expected_counts():
+    n = 20_000
+    centre, context = torch.zeros(n, dtype=torch.long), torch.zeros(n, 1, dtype=torch.long)
+    ns = NegativeSamplingLoss(V, D, 5, unigrams=COUNTS)
+    _, neg, tries = hogwild_step(torch.zeros(V, D), ns, centre, context, 0.0, record=True)
+    counts = np.bincount(neg.reshape(-1).numpy(), minlength=V)
+    w = np.array(COUNTS, dtype=np.float64) ** 0.75
+    assert bool((tries == 5).all()) and chisquare(counts, w / w.sum() * counts.sum()).pvalue > 1e-3
+    nce = NCELoss(V, D, 5)
+    _, neg, tries = hogwild_step(torch.zeros(V, D), nce, centre, context, 0.0, record=True)
+    assert all(len(set(r)) == 5 for r in neg.tolist())
+    # a row's first draw is never rejected, so it follows the sampler's distribution exactly
+    p = log_uniform_probs(torch.arange(V), V).double().numpy()
+    first = np.bincount(neg[:, 0].numpy(), minlength=V)
+    assert bool((tries >= 5).all()) and chisquare(first, p / p.sum() * n).pvalue > 1e-3
+
+
+def test_one_thread_repeats_and_unsupported_objectives_are_named():
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        obj, E = NCELoss(V, D, 5), torch.randn(V, D)
+        centre, context = torch.randint(0, V, (500,)), torch.randint(0, V, (500, 1))
+        runs.append((hogwild_step(E, obj, centre, context, 0.05, threads=1), E))
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    with pytest.raises(ValueError, match="not SampledSoftmaxLoss with sampler 'log_uniform'"):
+        plan(SampledSoftmaxLoss(V, D, 5))
+    with pytest.raises(ValueError, match="learned_unigram"):
+        plan(NCELoss(V, D, 5, sampler="learned_unigram"))
