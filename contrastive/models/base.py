@@ -20,7 +20,8 @@ class ContrastiveModule(pl.LightningModule):
 
     def __init__(self, encoder: nn.Module, objective: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  negatives: nn.Module | None = None, warmup_epochs: float = 10, final_lr_ratio: float = 0.0,
-                 cache_chunk: int | None = None, guard: str = "stop") -> None:
+                 cache_chunk: int | None = None, guard: str = "stop", channels_last: bool = False,
+                 compile: bool = False) -> None:
         super().__init__()
         if cache_chunk is not None and cache_chunk < 1:
             raise ValueError(f"cache_chunk must be a positive number of rows or None, got {cache_chunk}")
@@ -33,10 +34,34 @@ class ContrastiveModule(pl.LightningModule):
                                   logger=False)
         self.encoder, self.objective, self.negatives = encoder, objective, negatives
         self.optimizer_factory = optimizer
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def configure_model(self) -> None:
+        """Lightning calls this once before fitting: convolution weights to channels_last when asked."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        """Image batches `[B, C, H, W]` in the configured memory format."""
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last and x.dim() == 4 else x
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """`encoder(x)`, compiled with `torch.compile` on first use when `compile=true`."""
+        if not self.hparams.compile:
+            return self.encoder(self._images(x))
+        if self._compiled is None:
+            # a compiled bound method, not a submodule: checkpoints keep the plain encoder's keys
+            self._compiled = torch.compile(self.encoder.forward)
+        return self._compiled(self._images(x))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_compiled"] = None  # compiled code does not pickle (ddp_spawn); rebuilt on first use
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features `[B, out_dim]` (what downstream tasks use)."""
-        return self.encoder(x)
+        return self._encode(x)
 
     def _objective(self, q: torch.Tensor, k: torch.Tensor, index: torch.Tensor | None,
                    stage: str) -> torch.Tensor:
@@ -47,7 +72,10 @@ class ContrastiveModule(pl.LightningModule):
             extra = dict(negative_keys=neg.keys, negative_ids=neg.ids, negative_log_q=neg.log_q)
             if index is not None and neg.ids is not None:
                 extra["ids"] = index  # an anchor's own stored copy is not a negative
-        loss = self.objective(q, k, **extra)
+        # the loss in float32 whatever the precision: logsumexp over thousands of bf16 logits loses digits
+        with torch.autocast(q.device.type, enabled=False):
+            extra = {n: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for n, v in extra.items()}
+            loss = self.objective(q.float(), k.float(), **extra)
         if self.negatives is not None and stage == "train" and bool(torch.isfinite(loss)):
             self.negatives.update(k, index)
         return loss

@@ -26,8 +26,10 @@ class MoCo(ContrastiveModule):
     def __init__(self, encoder: nn.Module, projector: nn.Module, objective: nn.Module,
                  optimizer: Callable[..., torch.optim.Optimizer], negatives: nn.Module | None = None,
                  momentum: float = 0.99, final_momentum: float = 0.99, symmetric: bool = False,
-                 warmup_epochs: float = 10, final_lr_ratio: float = 0.0, guard: str = "stop") -> None:
-        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, guard=guard)
+                 warmup_epochs: float = 10, final_lr_ratio: float = 0.0, guard: str = "stop",
+                 channels_last: bool = False, compile: bool = False) -> None:
+        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, guard=guard,
+                         channels_last=channels_last, compile=compile)
         if not 0 <= momentum <= final_momentum <= 1:
             raise ValueError(f"need 0 <= momentum <= final_momentum <= 1, got {momentum}, {final_momentum}")
         self.projector = projector
@@ -49,17 +51,17 @@ class MoCo(ContrastiveModule):
 
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.key_projector(self.key_encoder(x))
+            return self.key_projector(self.key_encoder(self._images(x)))
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
         v1, v2, index = batch[0], batch[1], (batch[3] if len(batch) > 3 else None)
         if stage == "train":
             self._momentum_update()
-        q1 = self.projector(self.encoder(v1))
+        q1 = self.projector(self._encode(v1))
         k2 = self._keys(v2)
         if not self.hparams.symmetric:
             return self._objective(q1, k2, index, stage)
-        q2, k1 = self.projector(self.encoder(v2)), self._keys(v1)
+        q2, k1 = self.projector(self._encode(v2)), self._keys(v1)
         loss = 0.5 * (self._objective(q1, k2, index, "no_update") + self._objective(q2, k1, index, "no_update"))
         if self.negatives is not None and stage == "train" and bool(torch.isfinite(loss)):
             self.negatives.update(torch.cat([k1, k2]), None if index is None else torch.cat([index, index]))

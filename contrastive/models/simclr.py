@@ -16,23 +16,25 @@ class SimCLR(ContrastiveModule):
     `objective(z1, z2, ...)` -> scalar (e.g. `NTXent`); `negatives` optionally adds a queue or memory bank;
     `optimizer` is a partial optimizer factory; the LR warms up linearly, then follows a cosine.
     `cache_chunk` embeds the batch `cache_chunk` images at a time with gradient caching (same gradients,
-    less activation memory; BatchNorm then normalises per chunk).
+    less activation memory; BatchNorm then normalises per chunk). `channels_last` and `compile` speed up
+    convolutions on GPUs (`torch.compile` compiles the encoder on the first step); the loss is always float32.
     """
 
     def __init__(self, encoder: nn.Module, projector: nn.Module, objective: nn.Module,
                  optimizer: Callable[..., torch.optim.Optimizer], negatives: nn.Module | None = None,
                  warmup_epochs: float = 10, final_lr_ratio: float = 0.0, cache_chunk: int | None = None,
-                 guard: str = "stop") -> None:
-        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, cache_chunk, guard)
+                 guard: str = "stop", channels_last: bool = False, compile: bool = False) -> None:
+        super().__init__(encoder, objective, optimizer, negatives, warmup_epochs, final_lr_ratio, cache_chunk, guard,
+                         channels_last, compile)
         self.projector = projector
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
         v1, v2, index = batch[0], batch[1], (batch[3] if len(batch) > 3 else None)
-        z1, z2 = self.projector(self.encoder(torch.cat([v1, v2]))).chunk(2)
+        z1, z2 = self.projector(self._encode(torch.cat([v1, v2]))).chunk(2)
         return self._objective(z1, z2, index, stage)
 
     def _cached_loss_backward(self, batch: Any) -> torch.Tensor:
         v1, v2, index = batch[0], batch[1], (batch[3] if len(batch) > 3 else None)
-        return cached_backward(lambda x: self.projector(self.encoder(x)), [v1, v2],
+        return cached_backward(lambda x: self.projector(self._encode(x)), [v1, v2],
                                lambda z1, z2: self._objective(z1, z2, index, "train"),
                                self.hparams.cache_chunk, self.manual_backward)
