@@ -57,3 +57,28 @@ def test_cifar_augment_on_device(tmp_path, monkeypatch):
     assert v1.shape == (4, 3, 32, 32) and v1.dtype == torch.float32 and not torch.equal(v1, v2)
     with pytest.raises(ValueError, match="'gpu'"):
         Cifar10DataModule(root=str(tmp_path), augment_on="gpu")
+
+
+def test_image_folder_augment_on_device_trains(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from contrastive.train import train
+    from tests.conftest import make_cfg
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        for k in range(12):  # odd sizes and a grayscale image: workers resize, crop and convert to RGB
+            shape = (20, 30) if k == 0 else (20 + k, 24, 3)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / "img" / c / f"{k}.png")
+    from contrastive.data import ImageFolderDataModule
+    dm = ImageFolderDataModule(root=str(tmp_path / "img"), size=16, batch_size=4, num_workers=0, augment_on="device")
+    dm.setup("fit")
+    x, y, i = next(iter(dm.train_dataloader()))
+    assert x.dtype == torch.uint8 and x.shape == (4, 3, 16, 16)
+    v = dm.make_view(x, torch.Generator().manual_seed(0))
+    assert v.shape == (4, 3, 16, 16) and v.dtype == torch.float32
+    _, objects = train(make_cfg(tmp_path / "run", ["data=image_folder", f"data.root={tmp_path / 'img'}",
+                                                    "data.size=16", "data.num_workers=0", "data.augment_on=device",
+                                                    "encoder=resnet18", "data.batch_size=4", "evaluate=false"]))
+    assert objects["model"].global_step == 2 and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()

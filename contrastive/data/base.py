@@ -9,7 +9,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from contrastive.data.device_augment import DeviceSimCLRAugment
 from contrastive.data.resumable import EpochSampler, ResumablePosition
+from contrastive.data.transforms import SimCLRTransform
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[list[int], ...]:
@@ -42,6 +44,18 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         self.batch_size, self.num_workers, self.eval_batch_size = batch_size, num_workers, eval_batch_size
         self.shuffle_seed = shuffle_seed
 
+    def _augment_on(self, where: str, transform: SimCLRTransform) -> None:
+        """`cpu`: the loaders apply `transform` per image; `device`: they collate uint8 images and the same
+        options run on whole batches on the training device (`make_view`)."""
+        if where not in ("cpu", "device"):
+            raise ValueError(f"augment_on must be 'cpu' or 'device', got {where!r}")
+        self.device_augment = where == "device"
+        self.device_transform = DeviceSimCLRAugment(**transform.options)
+
+    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One augmented view of a collated uint8 batch, on its device (with `augment_on=device`)."""
+        return self.device_transform(x, generator)
+
     def _loader(self, ds: Dataset, batch_size: int) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, generator=self._generator())
@@ -70,10 +84,6 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           generator=self._generator())
-
-    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One augmented view of a collated batch, on its device (data modules with `device_augment`)."""
-        raise NotImplementedError
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = getattr(self, "trainer", None)

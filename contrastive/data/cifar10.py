@@ -10,7 +10,6 @@ import torchvision
 from torch.utils.data import Subset, TensorDataset
 
 from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.device_augment import DeviceSimCLRAugment
 from contrastive.data.transforms import Plain, SimCLRTransform, TwoViews, plain_transform
 
 FOLDER = "cifar-10-batches-py"
@@ -40,13 +39,9 @@ class Cifar10DataModule(ViewDataModule):
                  num_workers: int = 4, val_size: int = 5000, split_seed: int = 0,
                  transform: SimCLRTransform | None = None, shuffle_seed: int = 0, augment_on: str = "cpu") -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
-        if augment_on not in ("cpu", "device"):
-            raise ValueError(f"augment_on must be 'cpu' or 'device', got {augment_on!r}")
         self.root, self.download, self.val_size, self.split_seed = root, download, val_size, split_seed
         self.transform = transform or SimCLRTransform(32)
-        self.device_augment = augment_on == "device"
-        # the same options, applied to whole batches on the training device
-        self.device_transform = DeviceSimCLRAugment(**self.transform.options)
+        self._augment_on(augment_on, self.transform)
 
     def prepare_data(self) -> None:
         load_cifar10(self.root, True, self.download)
@@ -66,9 +61,6 @@ class Cifar10DataModule(ViewDataModule):
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
         plain = plain_transform(32)
         self.eval_train_set, self.eval_test_set = Subset(Plain(train, plain), tr), Plain(test, plain)
-
-    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.device_transform(x, generator)
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         train, test = load_cifar10(self.root, True, False), load_cifar10(self.root, False, False)

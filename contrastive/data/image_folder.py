@@ -9,20 +9,22 @@ from PIL import Image
 from torch.utils.data import Subset
 
 from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.transforms import Plain, SimCLRTransform, TwoViews, plain_transform
+from contrastive.data.transforms import Decoded, Plain, SimCLRTransform, TwoViews, plain_transform
 
 
 class ImageFolderDataModule(ViewDataModule):
-    """torchvision's ImageFolder under `root`, split into train/val/test with a fixed seed."""
+    """torchvision's ImageFolder under `root`, split into train/val/test with a fixed seed; views made by
+    DataLoader workers (`augment_on=cpu`) or on whole batches on the training device (`device`)."""
 
     def __init__(self, root: str, size: int = 64, batch_size: int = 128, num_workers: int = 4,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  transform: SimCLRTransform | None = None, shuffle_seed: int = 0,
-                 on_bad_image: str = "skip") -> None:
+                 on_bad_image: str = "skip", augment_on: str = "cpu") -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         self.root, self.size = root, size
         self.fractions, self.split_seed = (val_fraction, test_fraction), split_seed
         self.transform = transform or SimCLRTransform(size)
+        self._augment_on(augment_on, self.transform)
         if on_bad_image not in ("skip", "error"):
             raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad_image!r}")
         self.on_bad_image = on_bad_image
@@ -40,7 +42,9 @@ class ImageFolderDataModule(ViewDataModule):
         self._drop_bad_images(base)
         self.num_classes, self._num_items = len(base.classes), len(base)
         tr, va, te = split_indices(len(base), *self.fractions, self.split_seed)
-        views, plain = TwoViews(base, self.transform), Plain(base, plain_transform(self.size))
+        # augment_on=device: workers decode and resize to uint8, the views are made on the training device
+        views = Decoded(base, self.size) if self.device_augment else TwoViews(base, self.transform)
+        plain = Plain(base, plain_transform(self.size))
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
         self.eval_train_set, self.eval_test_set = Subset(plain, tr), Subset(plain, te)
 

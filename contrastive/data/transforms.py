@@ -73,3 +73,19 @@ class Plain(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img, y = self.base[i]
         return self.transform(img), int(y)
+
+
+class Decoded(torch.utils.data.Dataset):
+    """Wraps a `(image, label)` dataset for augmentation on the device: item i -> `(uint8 [3, size, size],
+    label, i)`, the image resized (shorter side) and centre-cropped; workers only decode."""
+
+    def __init__(self, base: Any, size: int) -> None:
+        self.base = base
+        self.transform = T.Compose([T.ToImage(), T.RGB(), T.Resize(size, antialias=True), T.CenterCrop(size)])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        img, y = self.base[i]
+        return self.transform(img).as_subclass(torch.Tensor), int(y), i
