@@ -83,3 +83,38 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
     got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).detach().numpy()
     assert got.shape == (2, 16) and np.allclose(got, want, atol=1e-5)
+
+
+def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
+    from contrastive.data.text_pairs import CropPairs, read_text_lines
+    text = " ".join(f"w{i}" for i in range(100))
+    crops = CropPairs([text, "a b c d e f g h i j"], per_text=2, first_id=10, seed=0)
+    assert len(crops) == 4
+    seen = set()
+    for _ in range(20):
+        row = crops[1]
+        assert row["id"] == 10
+        for side in (row["anchor"], row["positive"]):
+            words = side.split()
+            assert 10 <= len(words) <= 50 and side in text  # a contiguous 10-50% span
+            seen.add(side)
+    assert len(seen) > 10  # new crops at every access
+    assert crops[3]["id"] == 11 and len(crops[3]["anchor"].split()) == 5  # never under 5 words
+    (tmp_path / "docs.txt").write_text("too short\n" + "a long enough line with more than ten words in it ok\n")
+    assert read_text_lines(str(tmp_path / "docs.txt")) == ["a long enough line with more than ten words in it ok"]
+    assert len(read_text_lines("lee")) == 300
+    with pytest.raises(ValueError, match="cannot hold enwiki_sample"):
+        read_text_lines("enwiki_sample")
+    with pytest.raises(FileNotFoundError, match="crop corpus .* does not exist"):
+        read_text_lines(str(tmp_path / "none.txt"))
+
+
+def test_crops_join_a_users_pairs(tmp_path):
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + "".join(f"q{i} x y z\td{i} u v w\n" for i in range(20)))
+    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=8, heldout_fraction=0.2, crops_per_text=1)
+    dm.setup()
+    assert len(dm.train_dataloader().dataset) == 16 + 32  # 16 training pairs plus one crop pair per text
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["anchor"].shape[0] == 8
+    with pytest.raises(ValueError, match="crops_per_text must be >= 1 to use crop_corpora"):
+        TextPairDataModule(str(tmp_path / "p.tsv"), crop_corpora=("lee",))

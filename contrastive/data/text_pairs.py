@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from contrastive.data.corpus import BUILTIN, gensim_path, read_utf8, tokenize
 
@@ -49,6 +49,13 @@ def _decode(path: str) -> str:
         raise FileNotFoundError(f"pairs file {os.path.abspath(path)} does not exist; set data.path to a TSV, CSV "
                                 "or JSONL file with columns anchor, positive and optionally negative")
     return read_utf8(path)
+
+
+def _decode_path(path: str) -> str:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"crop corpus {os.path.abspath(path)} does not exist; data.crop_corpora takes "
+                                "'lee' or paths to text files (one document per line)")
+    return path
 
 
 def read_pairs(path: str) -> list[dict[str, Any]]:
@@ -85,8 +92,8 @@ def read_pairs(path: str) -> list[dict[str, Any]]:
     return out
 
 
-def wiki_paragraph_pairs(min_words: int = 20) -> list[list[dict[str, Any]]]:
-    """Per article of the Wikipedia sample, disjoint pairs of consecutive paragraphs (>= `min_words` words)."""
+def wiki_articles(min_words: int = 20) -> list[list[str]]:
+    """The paragraphs (>= `min_words` words, whitespace normalised) of each article of the Wikipedia sample."""
     import bz2
 
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
@@ -95,11 +102,50 @@ def wiki_paragraph_pairs(min_words: int = 20) -> list[list[dict[str, Any]]]:
         for _, text, _ in extract_pages(f):
             paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", filter_wiki(text))
                      if len(p.split()) >= min_words]
-            # disjoint pairs (1st, 2nd), (3rd, 4th), ...: no paragraph is both a query and a document
-            pairs = [{"anchor": a, "positive": b, "negatives": []} for a, b in zip(paras[0::2], paras[1::2])]
-            if pairs:
-                articles.append(pairs)
+            if paras:
+                articles.append(paras)
     return articles
+
+
+def paragraph_pairs(paras: list[str]) -> list[dict[str, Any]]:
+    """Disjoint pairs of consecutive paragraphs (1st, 2nd), (3rd, 4th), ...: no paragraph is both a query and
+    a document."""
+    return [{"anchor": a, "positive": b, "negatives": []} for a, b in zip(paras[0::2], paras[1::2])]
+
+
+def read_text_lines(name: str, min_words: int = 10) -> list[str]:
+    """Documents for crop pairs, one per line with >= `min_words` words: `lee` (gensim's 300 Lee background
+    news documents, disjoint from the 50 scored ones) or a path to a UTF-8 text file."""
+    if name == "enwiki_sample":
+        raise ValueError("crop_corpora cannot hold enwiki_sample: its held-out articles are the evaluation set "
+                         "(its training articles are cropped already); use 'lee' or a text file")
+    path = gensim_path(BUILTIN["lee"]) if name == "lee" else _decode_path(name)
+    return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
+
+
+def crop(words: list[str], rng: np.random.Generator, low: float = 0.1, high: float = 0.5, min_words: int = 5) -> str:
+    """A random contiguous span of `words` covering a fraction of them drawn uniformly from [low, high]."""
+    k = min(len(words), max(min_words, int(round(rng.uniform(low, high) * len(words)))))
+    start = int(rng.integers(0, len(words) - k + 1))
+    return " ".join(words[start:start + k])
+
+
+class CropPairs(Dataset):
+    """`per_text` pairs of two independent random crops of each text (Contriever's independent cropping),
+    fresh crops at every access; `id` numbers the source text from `first_id`."""
+
+    def __init__(self, texts: list[str], per_text: int, first_id: int = 0, seed: int = 0) -> None:
+        self.words = [t.split() for t in texts]
+        self.per_text, self.first_id = per_text, first_id
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.words) * self.per_text
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        words = self.words[i // self.per_text]
+        return {"anchor": crop(words, self.rng), "positive": crop(words, self.rng), "negatives": [],
+                "id": self.first_id + i // self.per_text}
 
 
 class TextPairDataModule(pl.LightningDataModule):
@@ -108,8 +154,12 @@ class TextPairDataModule(pl.LightningDataModule):
 
     def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
                  vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
-                 shuffle_seed: int = 0) -> None:
+                 shuffle_seed: int = 0, crops_per_text: int = 0, crop_corpora: tuple[str, ...] = ()) -> None:
         super().__init__()
+        if crops_per_text < 0 or (crop_corpora and not crops_per_text):
+            raise ValueError(f"crops_per_text must be >= 1 to use crop_corpora, and never negative; got "
+                             f"{crops_per_text} with crop_corpora={list(crop_corpora)}")
+        self.crops_per_text, self.crop_corpora = crops_per_text, list(crop_corpora)
         self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
         self.tokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
@@ -123,19 +173,24 @@ class TextPairDataModule(pl.LightningDataModule):
             k = int(round(len(pairs) * self.heldout_fraction))
             self.heldout = [pairs[i] for i in perm[:k]]
             self.train_pairs = [pairs[i] for i in perm[k:]]
+            texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
         else:  # split by article, so no held-out paragraph was seen in training
-            articles = wiki_paragraph_pairs()
+            articles = [a for a in wiki_articles() if len(a) >= 2]
             perm = np.random.default_rng(self.split_seed).permutation(len(articles))
             k = int(round(len(articles) * self.heldout_fraction))
-            self.heldout = [p for i in perm[:k] for p in articles[i]]
-            self.train_pairs = [p for i in perm[k:] for p in articles[i]]
+            self.heldout = [p for i in perm[:k] for p in paragraph_pairs(articles[i])]
+            self.train_pairs = [p for i in perm[k:] for p in paragraph_pairs(articles[i])]
+            texts = [t for i in perm[k:] for t in articles[i]]
         if len(self.train_pairs) < self.batch_size:
             raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
                              "lower the batch size or add pairs")
-        texts: dict[str, int] = {}
+        positives: dict[str, int] = {}
         for p in self.train_pairs:
-            p["id"] = texts.setdefault(p["positive"], len(texts))
-        self.idf = self.token_idf([t for p in self.train_pairs for t in (p["anchor"], p["positive"])])
+            p["id"] = positives.setdefault(p["positive"], len(positives))
+        texts += [line for name in self.crop_corpora for line in read_text_lines(name)]
+        self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
+            else None
+        self.idf = self.token_idf([t for p in self.train_pairs for t in (p["anchor"], p["positive"])] + texts)
 
     def token_idf(self, docs: list[str]) -> torch.Tensor:
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
@@ -164,5 +219,6 @@ class TextPairDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         g = torch.Generator().manual_seed(self.shuffle_seed)
-        return DataLoader(self.train_pairs, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          collate_fn=self.collate, generator=g)
+        data = self.train_pairs if self.crops is None else ConcatDataset([self.train_pairs, self.crops])
+        return DataLoader(data, batch_size=self.batch_size, shuffle=True, drop_last=True, collate_fn=self.collate,
+                          generator=g)
