@@ -7,6 +7,14 @@ from typing import Any, Iterable
 import torch
 
 
+def _run(closure: Any) -> Any:
+    """The optimizer-step convention: re-evaluate the loss with gradients enabled when given a closure."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class LARS(torch.optim.Optimizer):
     """SGD with momentum and layer-wise trust ratio (You et al., 2017). Biases and norm parameters (1-D)
     skip both weight decay and adaptation, as in SimCLR."""
@@ -20,10 +28,7 @@ class LARS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _run(closure)
         for g in self.param_groups:
             for p in g["params"]:
                 if p.grad is None:
@@ -62,10 +67,7 @@ class SparseSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _run(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad
