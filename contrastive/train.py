@@ -119,6 +119,7 @@ def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     # raw corpus words per second of training, the way gensim counts them
     metrics["words_per_second"] = trainer.current_epoch * dm.raw_tokens / max(model.fit_seconds, 1e-9)
     metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
+    metrics["optimizer"] = model.method  # what model.optimizer=auto chose
     if cfg.get("compare_gensim"):
         from contrastive.data.corpus import load_corpus
         gv, gw, gwps = gensim_baseline(load_corpus(dm.corpus), cfg.model.dim, dm.window, dm.min_count,

@@ -79,6 +79,7 @@ def test_word_metrics_on_constructed_vectors(tmp_path):
 def test_word2vec_objectives_train_and_export(tmp_path, overrides, method):
     metrics, objects = train(make_cfg(tmp_path, W2V + overrides, fast=False))
     assert objects["model"].method == method  # model.optimizer=auto: hogwild where it applies, else adam
+    assert json.loads((tmp_path / "eval.json").read_text())["optimizer"] == method
     ev = json.loads((tmp_path / "eval.json").read_text())
     for k in ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy", "analogy_coverage", "words_per_second"):
         assert k in ev
@@ -120,6 +121,12 @@ def test_word2vec_rejects_unknown_optimizer(tmp_path):
         train(make_cfg(tmp_path, W2V + ["model.optimizer=rmsprop"], fast=False))
     with pytest.raises(Exception, match="hogwild supports .* not FullSoftmaxLoss"):
         train(make_cfg(tmp_path, W2V + ["objective=full_softmax", "model.optimizer=hogwild"], fast=False))
+
+
+def test_batched_nce_with_few_shared_negatives_warns(tmp_path):
+    with pytest.warns(UserWarning, match="shares its num_negatives=5 sampled classes.*num_negatives=64"):
+        train(make_cfg(tmp_path, W2V + ["objective=nce", "num_negatives=5", "model.optimizer=adam", "evaluate=false"],
+                       fast=False))
 
 
 def test_hogwild_training_lowers_the_loss(tmp_path):

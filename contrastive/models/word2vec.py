@@ -3,6 +3,7 @@ the configured objective (NCE, sampled softmax, negative sampling, full softmax)
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from contrastive import distributed as D
+from contrastive.losses import NCELoss, SampledSoftmaxLoss
 from contrastive.models import hogwild
 from contrastive.models.optim import SparseSGD
 
@@ -101,6 +103,11 @@ class Word2Vec(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         self.method = self._resolve()
         print(f"word2vec: optimizer {self.method}" + (" (model.optimizer=auto)" if self.hparams.optimizer == "auto" else ""))
+        shared = getattr(self.objective, "num_sampled", 64)
+        if self.method != "hogwild" and isinstance(self.objective, (NCELoss, SampledSoftmaxLoss)) and shared < 32:
+            warnings.warn(f"with model.optimizer={self.method} the whole batch shares its num_negatives={shared} "
+                          "sampled classes (TensorFlow's semantics), too few for good vectors; use num_negatives=64 "
+                          "(or model.optimizer=hogwild on CPU, which draws them per pair)")
         lr, final = DEFAULT_LR[self.method]
         lr = self.hparams.lr if self.hparams.lr is not None else lr
         final = self.hparams.final_lr_ratio if self.hparams.final_lr_ratio is not None else final
