@@ -118,3 +118,19 @@ def test_crops_join_a_users_pairs(tmp_path):
     assert batch["anchor"].shape[0] == 8
     with pytest.raises(ValueError, match="crops_per_text must be >= 1 to use crop_corpora"):
         TextPairDataModule(str(tmp_path / "p.tsv"), crop_corpora=("lee",))
+
+
+def test_bag_of_tokens_identity_projection_and_frozen_tokens():
+    from contrastive.encoders import BagOfTokens
+    torch.manual_seed(0)
+    idf = torch.rand(100) + 0.5
+    enc = BagOfTokens(vocab_size=100, dim=8, out_dim=8, idf=idf, train_tokens=False, identity_proj=True)
+    ids = torch.tensor([[3, 5, 5, 0], [7, 0, 0, 0]])  # 0 pads
+    w = idf[ids] * (ids > 0)
+    bag = (enc.bag.weight[ids] * (w / w.sum(1, keepdim=True))[..., None]).sum(1)
+    assert torch.allclose(enc(ids), bag, atol=1e-6)  # untrained: exactly the IDF-weighted bag
+    assert not enc.bag.weight.requires_grad and enc.proj.weight.requires_grad
+    enc(ids).sum().backward()
+    assert enc.bag.weight.grad is None and enc.proj.weight.grad is not None
+    with pytest.raises(ValueError, match="identity_proj needs out_dim == dim, got 4 and 8"):
+        BagOfTokens(vocab_size=100, dim=8, out_dim=4, identity_proj=True)

@@ -10,10 +10,16 @@ class BagOfTokens(nn.Module):
     then a linear layer. At random initialisation it is a random projection of the TF-IDF vector."""
 
     def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
-                 idf: torch.Tensor | None = None) -> None:
+                 idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False) -> None:
         super().__init__()
         self.bag = nn.EmbeddingBag(vocab_size, dim, mode="sum")
+        self.bag.weight.requires_grad_(train_tokens)
         self.proj = nn.Linear(dim, out_dim)
+        if identity_proj:
+            if out_dim != dim:
+                raise ValueError(f"identity_proj needs out_dim == dim, got {out_dim} and {dim}")
+            nn.init.eye_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
         weights = torch.ones(vocab_size) if idf is None else torch.as_tensor(idf, dtype=torch.float32)
         if weights.shape != (vocab_size,):
             raise ValueError(f"idf must have vocab_size={vocab_size} entries, got {tuple(weights.shape)}")
