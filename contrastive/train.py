@@ -117,9 +117,11 @@ def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     words, vectors = dm.words, model.vectors.cpu()
     metrics: dict[str, Any] = word_metrics(vectors, words)
     # raw corpus words per second of training, the way gensim counts them
-    metrics["words_per_second"] = trainer.current_epoch * dm.raw_tokens / max(model.fit_seconds, 1e-9)
+    # (null when training ran in spawned processes, whose clock this process does not see)
+    metrics["words_per_second"] = trainer.current_epoch * dm.raw_tokens / model.fit_seconds if model.fit_seconds \
+        else None
     metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
-    metrics["optimizer"] = model.method  # what model.optimizer=auto chose
+    metrics["optimizer"] = model.method  # what model.optimizer=auto chose (still "auto" after a spawned run)
     if cfg.get("compare_gensim"):
         from contrastive.data.corpus import load_corpus
         gv, gw, gwps = gensim_baseline(load_corpus(dm.corpus), cfg.model.dim, dm.window, dm.min_count,

@@ -137,3 +137,15 @@ def test_hogwild_training_lowers_the_loss(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "logs" / "metrics.csv")))
     epoch_loss = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
     assert len(epoch_loss) == 3 and epoch_loss[-1] < 0.8 * epoch_loss[0]
+
+
+@pytest.mark.ddp
+def test_word2vec_under_ddp_cpu_uses_dense_gradients(tmp_path):
+    from tests.conftest import run_cli
+    r = run_cli(["experiment=word2vec_wiki", "data=lee", "trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1",
+                 "trainer.limit_train_batches=3", "model.dim=16", "logger=none", "hydra.run.dir=run"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ev = json.loads((tmp_path / "run" / "eval.json").read_text())
+    # auto resolves in the spawned processes: adam there, since hogwild runs in one process only
+    assert "word2vec: optimizer adam (model.optimizer=auto)" in r.stdout and ev["words_per_second"] is None
+    assert (tmp_path / "run" / "vectors.txt").exists()

@@ -51,6 +51,12 @@ class Word2Vec(pl.LightningModule):
         """The word vectors `[V, d]` (input embeddings)."""
         return self.embedding.weight.detach()
 
+    def setup(self, stage: str) -> None:
+        if D.is_distributed():  # DDP all-reduces dense gradients only: the tables switch to dense ones
+            for m in self.modules():
+                if getattr(m, "sparse", False):
+                    m.sparse = False
+
     def _resolve(self) -> str:
         """The optimizer `auto` stands for here, or the configured one after checking that it can run."""
         name = self.hparams.optimizer
