@@ -90,3 +90,13 @@ def test_one_thread_repeats_and_unsupported_objectives_are_named():
         plan(SampledSoftmaxLoss(V, D, 5))
     with pytest.raises(ValueError, match="learned_unigram"):
         plan(NCELoss(V, D, 5, sampler="learned_unigram"))
+
+
+def test_out_of_range_ids_are_refused_before_the_compiled_loop():
+    obj, E = NegativeSamplingLoss(V, D, 5), torch.zeros(V, D)
+    with pytest.raises(ValueError, match="context id"):
+        hogwild_step(E, obj, torch.tensor([1]), torch.tensor([[V]]), 0.1)
+    with pytest.raises(ValueError, match="centre id"):
+        hogwild_step(E, obj, torch.tensor([-1]), torch.tensor([[0]]), 0.1)
+    with pytest.raises(ValueError, match="one context per centre"):
+        hogwild_step(E, obj, torch.tensor([1, 2]), torch.tensor([[0]]), 0.1)

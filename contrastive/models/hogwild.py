@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from contrastive.samplers.alias import alias_table
-from contrastive.samplers.candidate import log_uniform_probs
+from contrastive.samplers.candidate import check_in_range, log_uniform_probs
 
 try:
     import numba
@@ -150,14 +150,20 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
                  lr: float, record: bool = False, threads: int | None = None, seed: int | None = None) -> Any:
     """Draw negatives for, score and update every `(centre [B], context [B, 1])` pair in place; returns the
     batch's mean loss (with `record`, also the negatives `[B, k]` and the draws each took `[B]`). Negatives
-    are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count) the updates
-    interleave, so runs differ slightly, as gensim's with several workers; `threads=1` repeats exactly."""
+    are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count)
+    the updates interleave, so runs differ slightly, as gensim's with several workers; `threads=1` repeats
+    exactly."""
     if numba is None:
         raise ImportError("model.optimizer=hogwild needs numba: pip install 'contrastive[text]' (or pip install "
                           "numba), or use model.optimizer=sgd|adam")
     if embedding.device.type != "cpu" or embedding.dtype != torch.float32 or not embedding.is_contiguous():
         raise ValueError("model.optimizer=hogwild runs on CPU with float32 tables; use model.optimizer=sgd on GPUs")
     p = plan(objective)
+    # the compiled loop indexes the tables unchecked: ids out of range must stop here, not corrupt memory
+    check_in_range(centre.reshape(-1), embedding.shape[0], "centre id")
+    check_in_range(context.reshape(-1), objective.weight.shape[0], "context id")
+    if centre.numel() != context.numel():
+        raise ValueError(f"need one context per centre, got {centre.numel()} centres and {context.numel()} contexts")
     loss = np.empty(centre.numel(), np.float32)
     seed = int(torch.randint(0, 2**31 - 1024, ())) if seed is None else seed
     k, n = objective.num_sampled, centre.numel() if record else 0
