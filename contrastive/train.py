@@ -122,7 +122,7 @@ def evaluate_words(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
         else None
     metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
     metrics["optimizer"] = model.method  # what model.optimizer=auto chose (still "auto" after a spawned run)
-    metrics["compile_seconds"] = getattr(model, "compile_seconds", 0.0)  # hogwild's one-off, not in words/s
+    metrics["compile_seconds"] = model.compile_seconds  # hogwild's one-off, not in words/s
     if cfg.get("compare_gensim"):
         from contrastive.data.corpus import load_corpus
         gv, gw, gwps = gensim_baseline(load_corpus(dm.corpus), cfg.model.dim, dm.window, dm.min_count,

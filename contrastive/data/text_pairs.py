@@ -44,24 +44,18 @@ class HashingTokenizer:
         return ids[: self.max_len] or [self._hash("<empty>")]
 
 
-def _decode(path: str) -> str:
+def _existing(path: str, what: str, hint: str) -> str:
+    """`path`, or a FileNotFoundError naming `what` it is, where, and `hint` (what the option takes)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"pairs file {os.path.abspath(path)} does not exist; set data.path to a TSV, CSV "
-                                "or JSONL file with columns anchor, positive and optionally negative")
-    return read_utf8(path)
-
-
-def _decode_path(path: str) -> str:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"crop corpus {os.path.abspath(path)} does not exist; data.crop_corpora takes "
-                                "'lee' or paths to text files (one document per line)")
+        raise FileNotFoundError(f"{what} {os.path.abspath(path)} does not exist; {hint}")
     return path
 
 
 def read_pairs(path: str) -> list[dict[str, Any]]:
     """Rows `{anchor, positive, negatives: [...]}` from TSV, CSV (header row) or JSONL; rows with an empty
     anchor or positive are skipped and counted."""
-    text = _decode(path)
+    text = read_utf8(_existing(path, "pairs file", "set data.path to a TSV, CSV or JSONL file with columns "
+                                                   "anchor, positive and optionally negative"))
     if path.endswith(".jsonl"):
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -119,7 +113,8 @@ def read_text_lines(name: str, min_words: int = 10) -> list[str]:
     if name == "enwiki_sample":
         raise ValueError("crop_corpora cannot hold enwiki_sample: its held-out articles are the evaluation set "
                          "(its training articles are cropped already); use 'lee' or a text file")
-    path = gensim_path(BUILTIN["lee"]) if name == "lee" else _decode_path(name)
+    path = gensim_path(BUILTIN["lee"]) if name == "lee" else _existing(
+        name, "crop corpus", "data.crop_corpora takes 'lee' or paths to text files (one document per line)")
     return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
 
 

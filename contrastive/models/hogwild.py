@@ -18,6 +18,7 @@ from torch import nn
 
 from contrastive.samplers.alias import alias_table
 from contrastive.samplers.candidate import check_in_range, log_uniform_probs
+from contrastive.samplers.unigram import unigram_table
 
 try:
     import numba
@@ -115,7 +116,7 @@ def plan(objective: nn.Module) -> dict[str, Any]:
         elif objective.sampler == "uniform":
             p = np.full(v, 1.0 / v)
         else:
-            p = np.asarray(objective.unigrams, np.float64) ** objective.distortion
+            p = unigram_table(objective.unigrams, objective.distortion).astype(np.float64)  # TF's own table
         accept, alias = alias_table(p)
         out = dict(accept=accept.astype(np.float32), alias=alias, probs=(p / p.sum()).astype(np.float32),
                     bias=objective.bias.detach().view(-1).numpy(), unique=objective.unique, correct=True)

@@ -43,7 +43,7 @@ class Word2Vec(pl.LightningModule):
         nn.init.uniform_(self.embedding.weight, -0.5 / dim, 0.5 / dim)  # word2vec's initialisation
         self.objective = objective
         self.automatic_optimization = False  # hogwild and the two-optimizer adam step by hand
-        self.fit_seconds = 0.0
+        self.fit_seconds = self.compile_seconds = 0.0
         self.method = optimizer
 
     @property
