@@ -185,7 +185,7 @@ class TextPairDataModule(pl.LightningDataModule):
         texts += [line for name in self.crop_corpora for line in read_text_lines(name)]
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
-        self.idf = self.token_idf([t for p in self.train_pairs for t in (p["anchor"], p["positive"])] + texts)
+        self.idf = self.token_idf(texts)  # every training text once
 
     def token_idf(self, docs: list[str]) -> torch.Tensor:
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
