@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import time
 from typing import Any
 
 import hydra
@@ -62,10 +63,13 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         # the bag-of-tokens encoder weighs tokens by their IDF over the training texts
         extra = {"idf": datamodule.idf} if cfg.encoder._target_.endswith("BagOfTokens") else {}
         encoder = hydra.utils.instantiate(cfg.encoder, **extra)
-        random_init = copy.deepcopy(encoder)
-        model = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(cfg.objective),
-                                        optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
-        return dict(datamodule=datamodule, model=model, random_init=random_init)
+        out = dict(datamodule=datamodule, random_init=copy.deepcopy(encoder))
+        if cfg.word_vectors.epochs:
+            init_word_vectors(encoder, datamodule, cfg.word_vectors, cfg.seed)
+            out["word2vec_init"] = copy.deepcopy(encoder)
+        out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(cfg.objective),
+                                               optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
+        return out
     if cfg.task != "image":
         raise ValueError(f"task must be 'image', 'word2vec' or 'text_pairs', got {cfg.task!r}")
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -81,6 +85,22 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector, objective=objective,
                                     optimizer=optimizer, negatives=negatives, guard=cfg.guard)
     return dict(datamodule=datamodule, model=model, random_init=random_init)
+
+
+def init_word_vectors(encoder: torch.nn.Module, dm: Any, opts: DictConfig, seed: int) -> None:
+    """Train word2vec on the data module's training texts and start the encoder's word tokens there."""
+    if not hasattr(encoder, "token_table"):
+        raise ValueError(f"word_vectors.epochs={opts.epochs} starts a text encoder's token vectors; "
+                         f"{type(encoder).__name__} has none: use encoder=bag_of_tokens|transformer_text or "
+                         "word_vectors.epochs=0")
+    from contrastive.data.corpus import tokenize
+    from contrastive.encoders.text import init_tokens
+    from contrastive.models.word_vectors import train_word_vectors
+    t = time.perf_counter()
+    words, vectors = train_word_vectors([tokenize(x) for x in dm.train_texts], encoder.token_table.shape[1],
+                                        opts.epochs, opts.window, opts.negatives, opts.min_count, seed=seed)
+    init_tokens(encoder, torch.tensor([dm.tokenizer.token_id(w) for w in words]), vectors)
+    print(f"word vectors: {len(words):,} words trained for {opts.epochs} epochs in {time.perf_counter() - t:.1f} s")
 
 
 def make_trainer(cfg: DictConfig) -> pl.Trainer:
@@ -159,6 +179,10 @@ def evaluate_pairs(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
     metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
     metrics["lee_pearson"] = lee_pearson(embedder(model.encoder))
     metrics["lee_pearson_random_init"] = lee_pearson(embedder(random_init))
+    if "word2vec_init" in objects:  # before the pair training: what the word vectors alone give
+        w2v = embedder(objects["word2vec_init"].to(model.device))
+        metrics.update(retrieval_metrics(w2v(anchors), w2v(positives), suffix="_word2vec_init"))
+        metrics["lee_pearson_word2vec_init"] = lee_pearson(w2v)
     metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
     print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     report(cfg, trainer, metrics)

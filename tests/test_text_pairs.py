@@ -61,10 +61,10 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
         metrics, objects = train(make_cfg(tmp_path, [
             "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
             "data.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", f"objective={objective}",
-            "trainer.max_epochs=1", "trainer.limit_train_batches=2"], fast=False))
+            "trainer.max_epochs=1", "trainer.limit_train_batches=2", "word_vectors.epochs=2"], fast=False))
         ev = json.loads((tmp_path / "eval.json").read_text())
-        for k in ("recall_at_1", "recall_at_1_random_init", "tfidf_recall_at_1", "mrr", "lee_pearson",
-                  "tfidf_lee_pearson"):
+        for k in ("recall_at_1", "recall_at_1_random_init", "recall_at_1_word2vec_init", "tfidf_recall_at_1", "mrr",
+                  "lee_pearson", "lee_pearson_word2vec_init", "tfidf_lee_pearson"):
             assert k in ev
         assert ev["heldout_pairs"] == 8 and objects["trainer"].global_step == 2
 
@@ -78,11 +78,12 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
     run = tmp_path / "run"
     _, objects = train(make_cfg(run, ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}",
                                       "data.batch_size=8", "data.vocab_size=4096", "encoder.dim=16",
-                                      "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false"], fast=False))
+                                      "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false",
+                                      "word_vectors.epochs=1", "data.extra_texts=[]"], fast=False))
     model, dm = load_dual_encoder(str(run))
     got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).detach().numpy()
-    assert got.shape == (2, 16) and np.allclose(got, want, atol=1e-5)
+    assert got.shape == (2, 16 + 4096) and np.allclose(got, want, atol=1e-5)  # lexical part, then dense
 
 
 def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
@@ -105,7 +106,7 @@ def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
     assert len(read_text_lines("lee")) == 300
     with pytest.raises(ValueError, match="cannot hold enwiki_sample"):
         read_text_lines("enwiki_sample")
-    with pytest.raises(FileNotFoundError, match="crop corpus .* does not exist"):
+    with pytest.raises(FileNotFoundError, match="text corpus .* does not exist"):
         read_text_lines(str(tmp_path / "none.txt"))
 
 
@@ -116,8 +117,8 @@ def test_crops_join_a_users_pairs(tmp_path):
     assert len(dm.train_dataloader().dataset) == 16 + 32  # 16 training pairs plus one crop pair per text
     batch = next(iter(dm.train_dataloader()))
     assert batch["anchor"].shape[0] == 8
-    with pytest.raises(ValueError, match="crops_per_text must be >= 1 to use crop_corpora"):
-        TextPairDataModule(str(tmp_path / "p.tsv"), crop_corpora=("lee",))
+    with pytest.raises(ValueError, match="crops_per_text must be >= 0"):
+        TextPairDataModule(str(tmp_path / "p.tsv"), crops_per_text=-1)
 
 
 def test_bag_of_tokens_identity_projection_and_frozen_tokens():
@@ -134,3 +135,72 @@ def test_bag_of_tokens_identity_projection_and_frozen_tokens():
     assert enc.bag.weight.grad is None and enc.proj.weight.grad is not None
     with pytest.raises(ValueError, match="identity_proj needs out_dim == dim, got 4 and 8"):
         BagOfTokens(vocab_size=100, dim=8, out_dim=4, identity_proj=True)
+
+
+def test_bag_of_tokens_sublinear_lexical_output_is_tf_idf():
+    from collections import Counter
+
+    from contrastive.encoders import BagOfTokens
+    torch.manual_seed(0)
+    idf = torch.rand(50) + 0.5
+    enc = BagOfTokens(vocab_size=50, dim=4, out_dim=4, idf=idf, identity_proj=True, sublinear_tf=True,
+                      lexical=True, dense_weight=0.5)
+    ids = torch.tensor([[3, 5, 5, 5, 9, 0], [7, 7, 0, 0, 0, 0]])
+    out = enc(ids)
+    assert out.shape == (2, 4 + 50) == (2, enc.out_dim)
+    for row, o in zip(ids.tolist(), out):
+        tfidf = torch.zeros(50)
+        for t, n in Counter(t for t in row if t).items():
+            tfidf[t] = idf[t] * (1 + torch.log(torch.tensor(float(n))))  # scikit-learn's sublinear TF-IDF
+        assert torch.allclose(o[:50], tfidf / tfidf.norm(), atol=1e-6)  # the lexical block, exact
+        w = tfidf[row] / torch.tensor([row.count(t) for t in row]).clamp_min(1)  # per occurrence
+        dense = (enc.bag.weight[row] * (w / w.sum())[:, None]).sum(0)
+        assert torch.allclose(o[50:], 0.5 * dense / dense.norm(), atol=1e-5)
+    out.sum().backward()
+    assert enc.dense_weight.grad is not None and enc.bag.weight.grad is not None
+    frozen = BagOfTokens(vocab_size=50, dim=4, out_dim=4, identity_proj=True, train_proj=False)
+    assert not any(p.requires_grad for p in frozen.proj.parameters())
+
+
+def test_init_tokens_sets_rows_and_zeroes_the_rest():
+    from contrastive.encoders import BagOfTokens, TransformerText
+    from contrastive.encoders.text import init_tokens
+    vecs = torch.arange(6.0).view(2, 3)
+    for enc in (BagOfTokens(vocab_size=20, dim=3, out_dim=3), TransformerText(vocab_size=20, dim=3, heads=1)):
+        init_tokens(enc, torch.tensor([4, 11]), vecs)
+        assert torch.equal(enc.token_table[[4, 11]], vecs)
+        assert enc.token_table.abs().sum() == vecs.sum()
+        with pytest.raises(ValueError, match="need 2 vectors of dim 3"):
+            init_tokens(enc, torch.tensor([4, 11]), torch.zeros(2, 5))
+
+
+def test_word_vectors_put_co_occurring_words_together():
+    import numpy as np
+
+    from contrastive.models.word_vectors import train_word_vectors
+    rng = np.random.default_rng(0)
+    groups = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
+    sentences = [list(rng.choice(groups[k % 2], 8)) for k in range(2000)]  # words meet only their group
+    words, vectors = train_word_vectors(sentences, dim=16, epochs=5, seed=0)
+    assert sorted(words) == sorted(groups[0] + groups[1]) and vectors.shape == (20, 16)
+    v = torch.nn.functional.normalize(vectors, dim=1)
+    group = torch.tensor([w[0] == "a" for w in words])
+    cos = v @ v.T
+    same = cos[(group[:, None] == group[None, :]) & ~torch.eye(20, dtype=torch.bool)].mean()
+    other = cos[group[:, None] != group[None, :]].mean()
+    assert same - other > 0.5, (same, other)
+    with pytest.raises(ValueError, match="word vector epochs must be >= 1"):
+        train_word_vectors(sentences, epochs=0)
+
+
+def test_word_vectors_start_a_transformer_and_need_a_token_table(tmp_path):
+    lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(20)]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    args = ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
+            "data.vocab_size=4096", "trainer.max_epochs=1", "word_vectors.epochs=1", "evaluate=false"]
+    _, objects = train(make_cfg(tmp_path / "t", args + ["encoder=transformer_text", "encoder.dim=16", "encoder.heads=2"],
+                                fast=False))
+    table = objects["word2vec_init"].token_table
+    assert table[objects["datamodule"].tokenizer.token_id("topic")].abs().sum() > 0 and table[0].abs().sum() == 0
+    with pytest.raises(ValueError, match="DigitsCNN has none: use encoder=bag_of_tokens"):
+        train(make_cfg(tmp_path / "c", args + ["encoder=digits_cnn"], fast=False))

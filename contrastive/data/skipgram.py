@@ -50,9 +50,10 @@ class _PairStream(IterableDataset):
 
 
 class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
-    """Batches of `(centre [B], context [B, 1])` word ids for word2vec-style training."""
+    """Batches of `(centre [B], context [B, 1])` word ids for word2vec-style training; `corpus` is a name,
+    a text file, or sentences as token lists."""
 
-    def __init__(self, corpus: str = "enwiki_sample", min_count: int = 5, window: int = 5, subsample: float = 1e-3,
+    def __init__(self, corpus: str | list[list[str]] = "enwiki_sample", min_count: int = 5, window: int = 5, subsample: float = 1e-3,
                  batch_size: int = 1024, max_vocab: int | None = None, chunk_tokens: int = 1_000_000,
                  shuffle_seed: int = 0) -> None:
         super().__init__()
@@ -65,11 +66,12 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "ids"):
             return
-        sentences = load_corpus(self.corpus)
+        sentences = self.corpus if isinstance(self.corpus, list) else load_corpus(self.corpus)
         self.raw_tokens = sum(map(len, sentences))
         self.words, self.counts = build_vocab(sentences, self.min_count, self.max_vocab)
         if len(self.words) < 2:
-            raise ValueError(f"the vocabulary of {self.corpus!r} has {len(self.words)} word(s) with count >= "
+            name = "the given sentences" if isinstance(self.corpus, list) else repr(self.corpus)
+            raise ValueError(f"the vocabulary of {name} has {len(self.words)} word(s) with count >= "
                              f"min_count={self.min_count}; lower data.min_count or use a larger corpus")
         index = {w: i for i, w in enumerate(self.words)}
         ids, sent = [], []

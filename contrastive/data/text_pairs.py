@@ -30,18 +30,19 @@ class HashingTokenizer:
     def __init__(self, vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256) -> None:
         self.vocab_size, self.ngrams, self.max_len = vocab_size, tuple(ngrams), max_len
 
-    def _hash(self, s: str) -> int:
+    def token_id(self, s: str) -> int:
+        """The id of a word (or a `#`-marked n-gram) `s`."""
         return 1 + zlib.crc32(s.encode("utf-8")) % (self.vocab_size - 1)
 
     def __call__(self, text: str) -> list[int]:
         ids = []
         for w in tokenize(text):
-            ids.append(self._hash(w))
+            ids.append(self.token_id(w))
             m = f"<{w}>"
-            ids += [self._hash("#" + m[i:i + n]) for n in self.ngrams for i in range(len(m) - n + 1)]
+            ids += [self.token_id("#" + m[i:i + n]) for n in self.ngrams for i in range(len(m) - n + 1)]
             if len(ids) >= self.max_len:
                 break
-        return ids[: self.max_len] or [self._hash("<empty>")]
+        return ids[: self.max_len] or [self.token_id("<empty>")]
 
 
 def _existing(path: str, what: str, hint: str) -> str:
@@ -108,13 +109,13 @@ def paragraph_pairs(paras: list[str]) -> list[dict[str, Any]]:
 
 
 def read_text_lines(name: str, min_words: int = 10) -> list[str]:
-    """Documents for crop pairs, one per line with >= `min_words` words: `lee` (gensim's 300 Lee background
+    """Unpaired documents (for the IDF, word vectors and crop pairs), one per line with >= `min_words` words: `lee` (gensim's 300 Lee background
     news documents, disjoint from the 50 scored ones) or a path to a UTF-8 text file."""
     if name == "enwiki_sample":
-        raise ValueError("crop_corpora cannot hold enwiki_sample: its held-out articles are the evaluation set "
-                         "(its training articles are cropped already); use 'lee' or a text file")
+        raise ValueError("extra_texts cannot hold enwiki_sample: its held-out articles are the evaluation set "
+                         "(its training articles are used already); use 'lee' or a text file")
     path = gensim_path(BUILTIN["lee"]) if name == "lee" else _existing(
-        name, "crop corpus", "data.crop_corpora takes 'lee' or paths to text files (one document per line)")
+        name, "text corpus", "data.extra_texts takes 'lee' or paths to text files (one document per line)")
     return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
 
 
@@ -149,12 +150,11 @@ class TextPairDataModule(pl.LightningDataModule):
 
     def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
                  vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
-                 shuffle_seed: int = 0, crops_per_text: int = 0, crop_corpora: tuple[str, ...] = ()) -> None:
+                 shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = ()) -> None:
         super().__init__()
-        if crops_per_text < 0 or (crop_corpora and not crops_per_text):
-            raise ValueError(f"crops_per_text must be >= 1 to use crop_corpora, and never negative; got "
-                             f"{crops_per_text} with crop_corpora={list(crop_corpora)}")
-        self.crops_per_text, self.crop_corpora = crops_per_text, list(crop_corpora)
+        if crops_per_text < 0:
+            raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
+        self.crops_per_text, self.extra_texts = crops_per_text, list(extra_texts)
         self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
         self.tokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
@@ -182,10 +182,11 @@ class TextPairDataModule(pl.LightningDataModule):
         positives: dict[str, int] = {}
         for p in self.train_pairs:
             p["id"] = positives.setdefault(p["positive"], len(positives))
-        texts += [line for name in self.crop_corpora for line in read_text_lines(name)]
+        texts += [line for name in self.extra_texts for line in read_text_lines(name)]
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
-        self.idf = self.token_idf(texts)  # every training text once
+        self.train_texts = texts  # every training text once
+        self.idf = self.token_idf(texts)
 
     def token_idf(self, docs: list[str]) -> torch.Tensor:
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:

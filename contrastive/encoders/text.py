@@ -2,15 +2,33 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+@torch.no_grad()
+def init_tokens(encoder: nn.Module, ids: torch.Tensor, vectors: torch.Tensor) -> None:
+    """Start the encoder's token `ids [n]` at `vectors [n, dim]` (e.g. word2vec's), every other token at zero."""
+    table = encoder.token_table
+    if vectors.shape != (ids.numel(), table.shape[1]):
+        raise ValueError(f"need {ids.numel()} vectors of dim {table.shape[1]} (encoder.dim), got {tuple(vectors.shape)}")
+    table.zero_()
+    table[ids] = vectors.to(table)
 
 
 class BagOfTokens(nn.Module):
     """Token embeddings summed with IDF weights (a TF-IDF bag in a learned space; plain mean without `idf`),
-    then a linear layer. At random initialisation it is a random projection of the TF-IDF vector."""
+    then a linear layer. At random initialisation it is a random projection of the TF-IDF vector.
+
+    `train_tokens` / `train_proj` false keep the token vectors / the linear layer fixed. `sublinear_tf`
+    weighs a token seen n times by 1 + log n instead of n (scikit-learn's `sublinear_tf`).
+    `lexical` outputs the exact TF-IDF vector over the hashed vocabulary (no parameters; L2-normalised), then
+    the L2-normalised dense part scaled by a learned `dense_weight`: out_dim grows by vocab_size."""
 
     def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
-                 idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False) -> None:
+                 idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False,
+                 sublinear_tf: bool = False, lexical: bool = False, dense_weight: float = 1.0,
+                 train_proj: bool = True) -> None:
         super().__init__()
         self.bag = nn.EmbeddingBag(vocab_size, dim, mode="sum")
         self.bag.weight.requires_grad_(train_tokens)
@@ -20,18 +38,39 @@ class BagOfTokens(nn.Module):
                 raise ValueError(f"identity_proj needs out_dim == dim, got {out_dim} and {dim}")
             nn.init.eye_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
+        self.proj.requires_grad_(train_proj)
         weights = torch.ones(vocab_size) if idf is None else torch.as_tensor(idf, dtype=torch.float32)
         if weights.shape != (vocab_size,):
             raise ValueError(f"idf must have vocab_size={vocab_size} entries, got {tuple(weights.shape)}")
         weights = weights.clone()
         weights[0] = 0.0  # padding
         self.register_buffer("idf", weights)
-        self.out_dim = out_dim
+        self.sublinear_tf, self.lexical, self.vocab_size = sublinear_tf, lexical, vocab_size
+        self.dense_weight = nn.Parameter(torch.tensor(float(dense_weight))) if lexical else None
+        self.out_dim = out_dim + (vocab_size if lexical else 0)
+
+    @property
+    def token_table(self) -> torch.Tensor:
+        """The token vectors `[vocab_size, dim]`."""
+        return self.bag.weight
+
+    def token_weights(self, ids: torch.Tensor) -> torch.Tensor:
+        """Each occurrence's weight `[B, L]`: its IDF (times (1 + log n) / n with `sublinear_tf`), rows summing
+        to 1."""
+        w = self.idf[ids]
+        if self.sublinear_tf:
+            n = (ids[:, :, None] == ids[:, None, :]).sum(-1).float()  # occurrences of each token in its text
+            w = w * (1 + n.log()) / n
+        return w / w.sum(1, keepdim=True).clamp_min(1e-6)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        w = self.idf[ids]
-        w = w / w.sum(1, keepdim=True).clamp_min(1e-6)
-        return self.proj(self.bag(ids, per_sample_weights=w))
+        w = self.token_weights(ids)
+        dense = self.proj(self.bag(ids, per_sample_weights=w))
+        if not self.lexical:
+            return dense
+        lex = torch.zeros(ids.shape[0], self.vocab_size, dtype=dense.dtype, device=ids.device)
+        lex.scatter_add_(1, ids, w.to(dense.dtype))
+        return torch.cat([F.normalize(lex, dim=1), self.dense_weight * F.normalize(dense, dim=1)], 1)
 
 
 class TransformerText(nn.Module):
@@ -46,6 +85,11 @@ class TransformerText(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.proj = nn.Linear(dim, out_dim)
         self.max_len, self.out_dim = max_len, out_dim
+
+    @property
+    def token_table(self) -> torch.Tensor:
+        """The token vectors `[vocab_size, dim]`."""
+        return self.tok.weight
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids[:, : self.max_len]
