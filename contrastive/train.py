@@ -67,8 +67,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         if cfg.word_vectors.epochs:
             init_word_vectors(encoder, datamodule, cfg.word_vectors, cfg.seed)
             out["word2vec_init"] = copy.deepcopy(encoder)
-        out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(cfg.objective),
-                                               optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
+        objective, optimizer = hydra.utils.instantiate(cfg.objective), hydra.utils.instantiate(cfg.optimizer)
+        out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=objective, optimizer=optimizer,
+                                               guard=cfg.guard)
         return out
     if cfg.task != "image":
         raise ValueError(f"task must be 'image', 'word2vec' or 'text_pairs', got {cfg.task!r}")

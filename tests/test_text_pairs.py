@@ -198,8 +198,8 @@ def test_word_vectors_start_a_transformer_and_need_a_token_table(tmp_path):
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     args = ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
             "data.vocab_size=4096", "trainer.max_epochs=1", "word_vectors.epochs=1", "evaluate=false"]
-    _, objects = train(make_cfg(tmp_path / "t", args + ["encoder=transformer_text", "encoder.dim=16", "encoder.heads=2"],
-                                fast=False))
+    transformer = ["encoder=transformer_text", "encoder.dim=16", "encoder.heads=2"]
+    _, objects = train(make_cfg(tmp_path / "t", args + transformer, fast=False))
     table = objects["word2vec_init"].token_table
     assert table[objects["datamodule"].tokenizer.token_id("topic")].abs().sum() > 0 and table[0].abs().sum() == 0
     with pytest.raises(ValueError, match="DigitsCNN has none: use encoder=bag_of_tokens"):

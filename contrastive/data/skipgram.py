@@ -53,9 +53,9 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
     """Batches of `(centre [B], context [B, 1])` word ids for word2vec-style training; `corpus` is a name,
     a text file, or sentences as token lists."""
 
-    def __init__(self, corpus: str | list[list[str]] = "enwiki_sample", min_count: int = 5, window: int = 5, subsample: float = 1e-3,
-                 batch_size: int = 1024, max_vocab: int | None = None, chunk_tokens: int = 1_000_000,
-                 shuffle_seed: int = 0) -> None:
+    def __init__(self, corpus: str | list[list[str]] = "enwiki_sample", min_count: int = 5, window: int = 5,
+                 subsample: float = 1e-3, batch_size: int = 1024, max_vocab: int | None = None,
+                 chunk_tokens: int = 1_000_000, shuffle_seed: int = 0) -> None:
         super().__init__()
         if window < 1 or min_count < 1 or batch_size < 1:
             raise ValueError(f"window, min_count and batch_size must be >= 1, got {window}, {min_count}, {batch_size}")

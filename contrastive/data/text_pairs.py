@@ -109,8 +109,8 @@ def paragraph_pairs(paras: list[str]) -> list[dict[str, Any]]:
 
 
 def read_text_lines(name: str, min_words: int = 10) -> list[str]:
-    """Unpaired documents (for the IDF, word vectors and crop pairs), one per line with >= `min_words` words: `lee` (gensim's 300 Lee background
-    news documents, disjoint from the 50 scored ones) or a path to a UTF-8 text file."""
+    """Unpaired documents (for the IDF, word vectors and crop pairs), one per line with >= `min_words` words:
+    `lee` (gensim's 300 Lee background news documents, disjoint from the 50 scored ones) or a UTF-8 text file."""
     if name == "enwiki_sample":
         raise ValueError("extra_texts cannot hold enwiki_sample: its held-out articles are the evaluation set "
                          "(its training articles are used already); use 'lee' or a text file")

@@ -11,7 +11,8 @@ def init_tokens(encoder: nn.Module, ids: torch.Tensor, vectors: torch.Tensor) ->
     """Start the encoder's token `ids [n]` at `vectors [n, dim]` (e.g. word2vec's), every other token at zero."""
     table = encoder.token_table
     if vectors.shape != (ids.numel(), table.shape[1]):
-        raise ValueError(f"need {ids.numel()} vectors of dim {table.shape[1]} (encoder.dim), got {tuple(vectors.shape)}")
+        raise ValueError(f"need {ids.numel()} vectors of dim {table.shape[1]} (encoder.dim), "
+                         f"got {tuple(vectors.shape)}")
     table.zero_()
     table[ids] = vectors.to(table)
 
