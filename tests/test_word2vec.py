@@ -56,6 +56,18 @@ def test_epochs_reshuffle_and_subsampling(tmp_path):
     assert dm.keep_prob[0].item() == pytest.approx(((freq / 1e-2) ** 0.5 + 1) * 1e-2 / freq)
 
 
+def test_an_epoch_keeps_its_last_partial_batch():
+    sentences = [["a", "b", "c", "d"], ["b", "c", "a"]]  # a corpus smaller than one batch still trains
+    dm = SkipGramDataModule(sentences, min_count=1, window=1, subsample=0, batch_size=1024)
+    dm.setup()
+    batches = list(dm.epoch_batches())
+    assert len(batches) == 1 and len(batches[0][0]) == 10  # every pair of window 1: 2 * (3 + 2)
+    full = SkipGramDataModule(sentences * 10, min_count=1, window=1, subsample=0, batch_size=16)
+    full.setup()
+    sizes = [len(c) for c, _ in full.epoch_batches()]
+    assert sum(sizes) == 100 and sizes[:-1] == [16] * 6 and sizes[-1] == 4
+
+
 def test_word_metrics_on_constructed_vectors(tmp_path):
     index = {"a": 0, "b": 1, "c": 2, "d": 3}
     v = torch.tensor([[1.0, 0], [0.9, 0.1], [0, 1], [0.2, 0.9]])

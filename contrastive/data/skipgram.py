@@ -111,12 +111,16 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
             pairs = skipgram_pairs(ids, sent, keep, self.window, g)
             pairs = torch.cat([carry, pairs[torch.randperm(len(pairs), generator=g)]])
             n = len(pairs) // self.batch_size * self.batch_size
-            for b in pairs[:n].split(self.batch_size):
+            for b in pairs[:n].split(self.batch_size) if n else ():  # split of nothing gives one empty batch
                 if skip:
                     skip -= 1
                     continue
                 yield b[:, 0], b[:, 1:]
             carry = pairs[n:]
+        if len(carry):  # the epoch's last pairs, fewer than a batch (all of a small corpus's)
+            if skip:
+                return
+            yield carry[:, 0], carry[:, 1:]
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_PairStream(self), batch_size=None)

@@ -16,10 +16,8 @@ def train_word_vectors(sentences: list[list[str]], dim: int = 100, epochs: int =
     linearly from `lr` to 0.0001 * lr as word2vec's; one thread (repeatable) under deterministic algorithms."""
     if epochs < 1:
         raise ValueError(f"word vector epochs must be >= 1, got {epochs}")
-    # hogwild updates pair by pair, so the batch is only the work per call; a batch larger than an epoch's
-    # pairs would yield none (the data module drops the remainder)
-    batch = max(1, min(1024, sum(map(len, sentences)) // 8))
-    dm = SkipGramDataModule(sentences, min_count=min_count, window=window, batch_size=batch, shuffle_seed=seed)
+    # hogwild updates pair by pair: the batch is only the work per call
+    dm = SkipGramDataModule(sentences, min_count=min_count, window=window, batch_size=1024, shuffle_seed=seed)
     dm.setup()
     g = torch.Generator().manual_seed(seed)
     vectors = (torch.rand(dm.vocab_size, dim, generator=g) - 0.5) / dim  # word2vec's initialisation
@@ -32,6 +30,6 @@ def train_word_vectors(sentences: list[list[str]], dim: int = 100, epochs: int =
             hogwild.hogwild_step(vectors, objective, centre, context, rate, threads=threads, seed=seed * 100_003 + step)
             step += 1
     if not step:
-        raise ValueError(f"{sum(map(len, sentences))} words made no skip-gram batch of {batch} pairs; train the "
-                         "word vectors on more text (or turn them off: word_vectors.epochs=0)")
+        raise ValueError(f"{sum(map(len, sentences))} words made no skip-gram pair; train the word vectors on "
+                         "more text (or turn them off: word_vectors.epochs=0)")
     return dm.words, vectors
