@@ -151,9 +151,9 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
                  lr: float, record: bool = False, threads: int | None = None, seed: int | None = None) -> Any:
     """Draw negatives for, score and update every `(centre [B], context [B, 1])` pair in place; returns the
     batch's mean loss (with `record`, also the negatives `[B, k]` and the draws each took `[B]`). Negatives
-    are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count)
-    the updates interleave, so runs differ slightly, as gensim's with several workers; `threads=1` repeats
-    exactly."""
+    are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count,
+    or 1 under deterministic algorithms) the updates interleave, so runs differ slightly, as gensim's with
+    several workers; one thread repeats exactly."""
     if numba is None:
         raise ImportError("model.optimizer=hogwild needs numba: pip install 'contrastive[text]' (or pip install "
                           "numba), or use model.optimizer=sgd|adam")
@@ -167,11 +167,12 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
         raise ValueError(f"need one context per centre, got {centre.numel()} centres and {context.numel()} contexts")
     loss = np.empty(centre.numel(), np.float32)
     seed = int(torch.randint(0, 2**31 - 1024, ())) if seed is None else seed
+    threads = threads or (1 if torch.are_deterministic_algorithms_enabled() else numba.get_num_threads())
     k, n = objective.num_sampled, centre.numel() if record else 0
     drawn, tries = np.empty((n, k), np.int64), np.empty(n, np.int64)
     ids = [np.ascontiguousarray(t.reshape(-1).numpy(), dtype=np.int64) for t in (centre, context)]
     _kernel(embedding.numpy(), objective.weight.detach().numpy(), p["bias"], ids[0], ids[1], p["accept"],
             p["alias"], p["probs"], k, p["unique"], p["correct"], np.float32(lr), seed,
-            threads or numba.get_num_threads(), loss, drawn, tries)
+            threads, loss, drawn, tries)
     mean = torch.from_numpy(loss).mean()
     return (mean, torch.from_numpy(drawn), torch.from_numpy(tries)) if record else mean

@@ -75,10 +75,9 @@ class Word2Vec(pl.LightningModule):
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
         if self.method == "hogwild":  # draws, scores and updates in one pass; the optimizer only holds the lr
-            # trainer.deterministic=true: one thread, so the updates land in the same order every run
-            threads = 1 if torch.are_deterministic_algorithms_enabled() else None
+            # trainer.deterministic=true runs one thread, so the updates land in the same order every run
             loss = hogwild.hogwild_step(self.embedding.weight, self.objective, centre, context,
-                                        opts[0].optimizer.param_groups[0]["lr"], threads=threads)
+                                        opts[0].optimizer.param_groups[0]["lr"])
         else:
             loss = self.objective(self.embedding(centre), context)
         if not bool(torch.isfinite(loss)):

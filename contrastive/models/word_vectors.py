@@ -22,12 +22,11 @@ def train_word_vectors(sentences: list[list[str]], dim: int = 100, epochs: int =
     g = torch.Generator().manual_seed(seed)
     vectors = (torch.rand(dm.vocab_size, dim, generator=g) - 0.5) / dim  # word2vec's initialisation
     objective = NegativeSamplingLoss(dm.vocab_size, dim, negatives, unigrams=dm.counts.tolist())
-    threads = 1 if torch.are_deterministic_algorithms_enabled() else None
     total, step = epochs * dm.batches_per_epoch, 0
     for _ in range(epochs):
         for centre, context in dm.epoch_batches():
             rate = lr * max(1e-4, 1 - step / total)
-            hogwild.hogwild_step(vectors, objective, centre, context, rate, threads=threads, seed=seed * 100_003 + step)
+            hogwild.hogwild_step(vectors, objective, centre, context, rate, seed=seed * 100_003 + step)
             step += 1
     if not step:
         raise ValueError(f"{sum(map(len, sentences))} words made no skip-gram pair; train the word vectors on "
