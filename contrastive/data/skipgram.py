@@ -100,7 +100,14 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         skip = 0
         if self._resume and self._resume["epoch"] == epoch:  # resuming mid-epoch: replay, then skip
             skip, self._resume = self._resume["consumed_batches"], None
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        for b in self._batches(torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)):
+            if skip:
+                skip -= 1
+                continue
+            yield b[:, 0], b[:, 1:]
+
+    def _batches(self, g: torch.Generator) -> Iterator[torch.Tensor]:
+        """This epoch's `[batch_size, 2]` pair batches, the last one possibly shorter (never empty)."""
         starts = torch.randperm((self.num_tokens + self.chunk_tokens - 1) // self.chunk_tokens, generator=g)
         carry = torch.empty(0, 2, dtype=torch.long)
         for c in starts.tolist():
@@ -111,16 +118,11 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
             pairs = skipgram_pairs(ids, sent, keep, self.window, g)
             pairs = torch.cat([carry, pairs[torch.randperm(len(pairs), generator=g)]])
             n = len(pairs) // self.batch_size * self.batch_size
-            for b in pairs[:n].split(self.batch_size) if n else ():  # split of nothing gives one empty batch
-                if skip:
-                    skip -= 1
-                    continue
-                yield b[:, 0], b[:, 1:]
+            if n:  # split of nothing gives one empty batch
+                yield from pairs[:n].split(self.batch_size)
             carry = pairs[n:]
         if len(carry):  # the epoch's last pairs, fewer than a batch (all of a small corpus's)
-            if skip:
-                return
-            yield carry[:, 0], carry[:, 1:]
+            yield carry
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_PairStream(self), batch_size=None)
