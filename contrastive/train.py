@@ -171,19 +171,17 @@ def evaluate_pairs(cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer
         module.eval()
         return lambda texts: embed_texts(lambda ids: module(ids.to(model.device)), dm, texts)
 
-    random_init = objects["random_init"].to(model.device)
     metrics: dict[str, Any] = {"heldout_pairs": len(anchors)}
     metrics.update(retrieval_metrics(embedder(model.encoder)(anchors), embedder(model.positive_encoder)(positives)))
-    metrics.update(retrieval_metrics(embedder(random_init)(anchors), embedder(random_init)(positives),
-                                     suffix="_random_init"))
+    metrics["lee_pearson"] = lee_pearson(embedder(model.encoder))
+    # untrained, and after the word2vec stage before the pairs (what the word vectors alone give)
+    for suffix in ("_random_init", "_word2vec_init"):
+        if suffix[1:] in objects:
+            embed = embedder(objects[suffix[1:]].to(model.device))
+            metrics.update(retrieval_metrics(embed(anchors), embed(positives), suffix=suffix))
+            metrics[f"lee_pearson{suffix}"] = lee_pearson(embed)
     fit = [t for p in dm.train_pairs for t in (p["anchor"], p["positive"])]
     metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
-    metrics["lee_pearson"] = lee_pearson(embedder(model.encoder))
-    metrics["lee_pearson_random_init"] = lee_pearson(embedder(random_init))
-    if "word2vec_init" in objects:  # before the pair training: what the word vectors alone give
-        w2v = embedder(objects["word2vec_init"].to(model.device))
-        metrics.update(retrieval_metrics(w2v(anchors), w2v(positives), suffix="_word2vec_init"))
-        metrics["lee_pearson_word2vec_init"] = lee_pearson(w2v)
     metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
     print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     report(cfg, trainer, metrics)
