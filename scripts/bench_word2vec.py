@@ -4,6 +4,7 @@ simlex999 Spearman. `--zipf-tokens N` adds a throughput-only run on a synthetic 
 law, exponent 1.1, over 200k word types, sentences of 20 words; seed 0), 1 epoch each.
 
     python scripts/bench_word2vec.py [--epochs 5] [--corpus enwiki_sample] [--zipf-tokens 10000000]
+    python scripts/bench_word2vec.py --batched-only --device cuda --zipf-tokens 2000000   # the batched paths, GPU
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ def zipf_corpus(path: str, tokens: int, types: int = 200_000, exponent: float = 
 
 
 def ours(objective: list[str], a: argparse.Namespace, corpus: str | None = None, epochs: int | None = None,
-         evaluate: bool = True) -> dict[str, float]:
+         evaluate: bool = True, trainer: tuple[str, ...] = ()) -> dict[str, float]:
     data = ["data=text_file", f"data.corpus={corpus}", "data.batch_size=16384"] if corpus else [f"data.corpus={a.corpus}"]
     with initialize_config_module("contrastive.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=word2vec_wiki", *data, f"evaluate={evaluate}",
+        cfg = compose("train", overrides=["experiment=word2vec_wiki", *data, f"evaluate={evaluate}", *trainer,
                                           f"trainer.max_epochs={epochs or a.epochs}", "trainer.enable_progress_bar=false",
                                           "logger=none", f"model.dim={a.dim}", f"data.window={a.window}",
                                           *objective])
@@ -55,7 +56,11 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=100)
     ap.add_argument("--window", type=int, default=5)
     ap.add_argument("--zipf-tokens", type=int, default=0)
+    ap.add_argument("--batched-only", action="store_true", help="only the batched paths, Zipf corpus, on --device")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
+    if a.batched_only:
+        return batched_on_device(a)
     nce, ns = ["objective=nce", "num_negatives=5"], ["objective=neg_sampling", "num_negatives=5"]
     batched = ["data.batch_size=2048"]
     rows = {"ours, NCE (log-uniform, 5 negatives), hogwild": ours(nce + ["model.optimizer=hogwild"], a),
@@ -84,6 +89,27 @@ def main() -> None:
         for name, m in zipf.items():
             print(f"| {name} | {m['words_per_second']:,.0f} |")
         print(f"| gensim (negative=5, workers=2) | {g:,.0f} |")
+
+
+def batched_on_device(a: argparse.Namespace) -> None:
+    """words/s of the batched word2vec paths (one set of negatives per batch) on `--device`, Zipf corpus, 1 epoch."""
+    import torch
+    path = os.path.join(tempfile.mkdtemp(), "zipf.txt")
+    zipf_corpus(path, a.zipf_tokens or 2_000_000)
+    gpu = ("trainer=gpu" if a.device == "cuda" else "trainer=cpu", "trainer.precision=32-true", "trainer.devices=1")
+    name = torch.cuda.get_device_name() if a.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"# {name}; synthetic Zipf corpus, {a.zipf_tokens or 2_000_000:,} tokens, 1 epoch, "
+          f"batch 16,384, dim {a.dim}: words/s (the skip-gram pairs are made on the CPU)")
+    print("| model | words/s |")
+    print("|---|---|")
+    for name, over in (("NCE (64 negatives shared by the batch), adam", ["objective=nce", "num_negatives=64",
+                                                                         "model.optimizer=adam"]),
+                       ("NCE (64 negatives shared by the batch), sgd", ["objective=nce", "num_negatives=64",
+                                                                        "model.optimizer=sgd"]),
+                       ("negative sampling (64 shared), adam", ["objective=neg_sampling", "num_negatives=64",
+                                                                "model.optimizer=adam"])):
+        m = ours(over, a, corpus=path, epochs=1, evaluate=False, trainer=gpu)
+        print(f"| {name} | {m['words_per_second']:,.0f} |", flush=True)
 
 
 if __name__ == "__main__":
