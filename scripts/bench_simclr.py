@@ -49,7 +49,8 @@ def run(a: argparse.Namespace, augment_on: str, precision: str, compile_: bool) 
                             num_workers=a.workers, persistent_workers=a.workers > 0)
     else:  # uint8 tensors in memory; the loader only slices and collates them
         images = torch.from_numpy(RandomImages(n).x).permute(0, 3, 1, 2).contiguous()
-        loader = DataLoader(torch.utils.data.TensorDataset(images), batch_size=a.batch, drop_last=True)
+        loader = DataLoader(torch.utils.data.TensorDataset(images), batch_size=a.batch, drop_last=True,
+                            num_workers=a.workers, persistent_workers=a.workers > 0, pin_memory=dev.type == "cuda")
         augment = DeviceSimCLRAugment(32)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")

@@ -92,7 +92,8 @@ def main() -> None:
 
 
 def batched_on_device(a: argparse.Namespace) -> None:
-    """words/s of the batched word2vec paths (one set of negatives per batch) on `--device`, Zipf corpus, 1 epoch."""
+    """words/s of the batched word2vec paths (one set of negatives per batch) on `--device`, Zipf corpus, 1 epoch.
+    Batched SGD is left out: at batch 16,384 it diverged (an infinite loss at step 12 on an H200)."""
     import torch
     path = os.path.join(tempfile.mkdtemp(), "zipf.txt")
     zipf_corpus(path, a.zipf_tokens or 2_000_000)
@@ -104,8 +105,6 @@ def batched_on_device(a: argparse.Namespace) -> None:
     print("|---|---|")
     for name, over in (("NCE (64 negatives shared by the batch), adam", ["objective=nce", "num_negatives=64",
                                                                          "model.optimizer=adam"]),
-                       ("NCE (64 negatives shared by the batch), sgd", ["objective=nce", "num_negatives=64",
-                                                                        "model.optimizer=sgd"]),
                        ("negative sampling (64 shared), adam", ["objective=neg_sampling", "num_negatives=64",
                                                                 "model.optimizer=adam"])):
         m = ours(over, a, corpus=path, epochs=1, evaluate=False, trainer=gpu)

@@ -6,6 +6,7 @@
 #
 #   scripts/gpu_suite.sh [OUT_DIR]             # on a machine with CUDA
 #   scripts/gpu_suite.sh --dry-run [OUT_DIR]   # on a CPU: every step with tiny sizes, the tests on the CPU
+#   ONLY='tests|word2vec' scripts/gpu_suite.sh  # only the steps whose names match
 #
 # Needs python with torch, pytorch-lightning, hydra-core, pytest (lightly optional). Wheels in ./wheels
 # (hydra-core, omegaconf, antlr4-python3-runtime, lightly) are installed first when hydra is missing.
@@ -26,6 +27,7 @@ failed=()
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, append its output to the results file
     local name=$1 limit=$2; shift 2
+    if [ -n "${ONLY:-}" ] && ! grep -qiE "$ONLY" <<<"$name"; then return; fi  # ONLY='tests|SimCLR': a rerun
     local t0=$SECONDS
     echo "## $name" >>"$res"; echo '```' >>"$res"
     timeout "$limit" "$@" 2>&1 | tee -a "$res"
