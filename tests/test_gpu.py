@@ -120,10 +120,12 @@ def test_compiled_resnet_on_device_matches_eager(monkeypatch):
     from contrastive.encoders import ResNet
     # TF32 convolutions (cuDNN's default) differ by ~1e-3 between algorithms; compare in full float32
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
     torch.manual_seed(0)
     enc = ResNet("resnet18", cifar_stem=True).to(DEVICE).eval()
     x = torch.randn(8, 3, 32, 32, device=DEVICE)
     with torch.no_grad():
         eager, compiled = enc(x), torch.compile(enc)(x)
+    torch.set_float32_matmul_precision(precision)
     assert close(compiled, eager, tol=1e-4)
