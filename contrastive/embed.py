@@ -8,12 +8,13 @@ from typing import Any, Callable
 import hydra
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+
+from contrastive.safe_config import load_run_config
 
 
 def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torch.nn.Module, object]:
     """The trained model of a `task=text_pairs` run and its data module (for the tokenizer)."""
-    cfg = OmegaConf.load(os.path.join(run_dir, "config.yaml"))
+    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
     if cfg.get("task") != "text_pairs":
         raise ValueError(f"{run_dir} is a task={cfg.get('task')!r} run; embedding needs a text_pairs run")
     dm = hydra.utils.instantiate(cfg.data)

@@ -27,11 +27,11 @@ def gensim_path(name: str) -> str:
 
 
 def read_utf8(path: str) -> str:
-    """The file's text; undecodable bytes become U+FFFD, and how many there were is warned."""
+    """The file's text without a byte-order mark; undecodable bytes become U+FFFD, and how many is warned."""
     with open(path, "rb") as f:
         raw = f.read()
-    text = raw.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
+    text = raw.decode("utf-8-sig", errors="replace")  # -sig: a byte-order mark (Excel's UTF-8 CSV) is dropped
+    bad = text.count("\ufffd") - raw.decode("utf-8-sig", errors="ignore").count("\ufffd")
     if bad:
         warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD")
     return text

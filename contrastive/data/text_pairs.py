@@ -52,6 +52,31 @@ def _existing(path: str, what: str, hint: str) -> str:
     return path
 
 
+def read_table(path: str, text: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """Rows and column names of a CSV (quotes parsed) or TSV (tabs only: a `"` is an ordinary character, so a
+    stray quote cannot swallow the rest of the file). A row with more or fewer fields than the header (what an
+    unclosed quote leaves) is an error naming its first line."""
+    tsv = path.endswith(".tsv")
+    csv.field_size_limit(2**31 - 1)  # long documents are legitimate fields (the default limit is 128 KiB)
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    rows: list[dict[str, Any]] = []
+    names = reader.fieldnames or []
+    start = reader.line_num + 1
+    try:
+        for r in reader:
+            if None in r or any(r.get(c) is None for c in REQUIRED if c in names):
+                got = len(names) + len(r.get(None) or []) - sum(v is None for k, v in r.items() if k is not None)
+                hint = "" if tsv else "; a quote left open takes in every line after it"
+                raise ValueError(f"{path}:{start}: {got} field(s), but the header names {len(names)} "
+                                 f"({', '.join(names)}){hint}")
+            rows.append(r)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise ValueError(f"{path}:{start}: {e}") from None
+    return rows, set(names)
+
+
 def read_pairs(path: str) -> list[dict[str, Any]]:
     """Rows `{anchor, positive, negatives: [...]}` from TSV, CSV (header row) or JSONL; rows with an empty
     anchor or positive are skipped and counted."""
@@ -62,13 +87,19 @@ def read_pairs(path: str) -> list[dict[str, Any]]:
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{n}: not a JSON object ({e})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{n}: expected a JSON object with anchor and positive, got "
+                                     f"{type(row).__name__}")
+                bad = [k for k in ("anchor", "positive") if k in row and not isinstance(row[k], str)]
+                if bad:
+                    raise ValueError(f"{path}:{n}: {bad[0]} must be a string, got {type(row[bad[0]]).__name__}")
+                rows.append(row)
         columns = set().union(*(r.keys() for r in rows)) if rows else set()
     else:
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.endswith(".tsv") else ",")
-        rows, columns = list(reader), set(reader.fieldnames or [])
+        rows, columns = read_table(path, text)
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; found {sorted(columns)}; need anchor, positive "

@@ -18,7 +18,14 @@ def embed(encoder: nn.Module, loader: DataLoader, device: torch.device | str = "
         feats.append(encoder(x.to(device)).float().cpu())
         labels.append(y)
     encoder.train(was_training)
-    return torch.cat(feats), torch.cat(labels)
+    if not feats:
+        raise ValueError("no images to embed: the split is empty")
+    out = torch.cat(feats)
+    bad = int((~torch.isfinite(out)).any(1).sum())
+    if bad:
+        raise ValueError(f"{bad} of {out.shape[0]} feature vectors are not finite (NaN or inf): the encoder's "
+                         "weights or BatchNorm statistics hold non-finite values; evaluate an earlier checkpoint")
+    return out, torch.cat(labels)
 
 
 @torch.no_grad()

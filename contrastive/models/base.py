@@ -76,9 +76,36 @@ class ContrastiveModule(pl.LightningModule):
         with torch.autocast(q.device.type, enabled=False):
             extra = {n: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for n, v in extra.items()}
             loss = self.objective(q.float(), k.float(), **extra)
-        if self.negatives is not None and stage == "train" and bool(torch.isfinite(loss)):
-            self.negatives.update(k, index)
+        if self.negatives is not None and stage == "train":
+            self._store_keys(k, index)
         return loss
+
+    def _store_keys(self, keys: torch.Tensor, index: torch.Tensor | None) -> None:
+        """Queue `keys` for the negative source; they are stored once the step is known to be finite."""
+        self._pending_keys = (keys.detach(), index)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._pending_keys = None
+        if self.guard == "skip":  # what the forward pass changes besides trained parameters (BatchNorm
+            # statistics, momentum copies), to put back if the step turns out non-finite
+            self._saved_state = [(t, t.detach().clone()) for t in self._untrained_state()]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        pending, self._pending_keys = getattr(self, "_pending_keys", None), None
+        if pending is not None and not getattr(self, "_skipped_this_step", False):
+            self.negatives.update(*pending)
+        self._skipped_this_step = False
+
+    def _untrained_state(self) -> list[torch.Tensor]:
+        """Buffers and frozen parameters, except the negative source's (it is only written after the step)."""
+        skip = {id(t) for t in self.negatives.buffers()} if self.negatives is not None else set()
+        frozen = [p for p in self.parameters() if not p.requires_grad]
+        return [t for t in [*self.buffers(), *frozen] if id(t) not in skip]
+
+    def _restore_untrained_state(self) -> None:
+        with torch.no_grad():
+            for t, saved in getattr(self, "_saved_state", []):
+                t.copy_(saved)
 
     def _log_loss(self, loss: torch.Tensor, stage: str, batch_size: int) -> None:
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
@@ -95,7 +122,9 @@ class ContrastiveModule(pl.LightningModule):
             raise FloatingPointError(f"{msg}; training stopped, the last checkpoint is intact. Lower the learning "
                                      "rate or set guard=skip to skip such steps")
         self.skipped_steps += 1
-        warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far)")
+        self._skipped_this_step = True
+        self._restore_untrained_state()
+        warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far), parameters and buffers left as they were")
         return True
 
     def _bad_grad(self) -> str | None:

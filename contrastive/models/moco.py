@@ -63,6 +63,6 @@ class MoCo(ContrastiveModule):
             return self._objective(q1, k2, index, stage)
         q2, k1 = self.projector(self._encode(v2)), self._keys(v1)
         loss = 0.5 * (self._objective(q1, k2, index, "no_update") + self._objective(q2, k1, index, "no_update"))
-        if self.negatives is not None and stage == "train" and bool(torch.isfinite(loss)):
-            self.negatives.update(torch.cat([k1, k2]), None if index is None else torch.cat([index, index]))
+        if self.negatives is not None and stage == "train":
+            self._store_keys(torch.cat([k1, k2]), None if index is None else torch.cat([index, index]))
         return loss

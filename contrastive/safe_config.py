@@ -1,0 +1,62 @@
+"""Rebuilding objects from a saved run's `config.yaml` without calling code the project does not own: a run
+directory is something people download and share, so its `_target_`s are checked before anything is built."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+# classes outside `contrastive.*` that the project's own configs name
+ALLOWED_OUTSIDE = frozenset({"pytorch_lightning.Trainer", "pytorch_lightning.loggers.TensorBoardLogger",
+                             "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.Adam"})
+
+
+def _is_project_class(target: str) -> bool:
+    """True when `target` names a class defined in a `contrastive.*` module (not one it merely imports)."""
+    parts = target.split(".")
+    if parts[0] != "contrastive" or len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        return False
+    for cut in range(len(parts) - 1, 0, -1):  # the longest importable module prefix, then attributes
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return isinstance(obj, type) and str(getattr(obj, "__module__", "")).startswith("contrastive.")
+    return False
+
+
+def unsafe_targets(cfg: DictConfig | ListConfig, prefix: str = "") -> list[tuple[str, Any]]:
+    """`(key, value)` of every `_target_` in `cfg` (at any depth) that is neither a class of `contrastive.*`
+    nor in `ALLOWED_OUTSIDE`; interpolated targets count as unsafe (they could resolve to anything)."""
+    bad: list[tuple[str, Any]] = []
+    items = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else enumerate(cfg)
+    for key, _ in items:
+        node = cfg._get_node(key)
+        where = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(node, (DictConfig, ListConfig)):
+            bad += unsafe_targets(node, where)
+        elif key == "_target_":
+            value = node._value()
+            ok = isinstance(value, str) and "${" not in value and (value in ALLOWED_OUTSIDE or _is_project_class(value))
+            if not ok:
+                bad.append((where, value))
+    return bad
+
+
+def load_run_config(path: str) -> DictConfig:
+    """A saved run's config, refused with the offending keys named if it names a target we do not own."""
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ValueError(f"{path} is not a run config (a mapping at the top level)")
+    bad = unsafe_targets(cfg)
+    if bad:
+        listed = "; ".join(f"{k}: {v!r}" for k, v in bad)
+        raise ValueError(f"refusing to load {path}: it names target(s) outside the project ({listed}). A run's "
+                         f"config may only build classes of contrastive.* and {sorted(ALLOWED_OUTSIDE)}")
+    return cfg

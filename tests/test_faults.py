@@ -1,0 +1,149 @@
+"""Bad input and faults, round two: hostile run directories, a skipped step that leaves the model untouched,
+pair files that lose no rows, symbolic-link loops, 16-bit images."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from contrastive.data.image_folder import ImageFolderDataModule, load_rgb
+from contrastive.data.text_pairs import read_pairs
+from contrastive.eval.knn import embed
+from contrastive.models import SimCLR
+from contrastive.safe_config import load_run_config
+from contrastive.train import train
+from tests.conftest import make_cfg
+
+
+def _saved_run(tmp_path: Path, **changes: object) -> Path:
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    OmegaConf.save(make_cfg(tmp_path, ["experiment=text_pairs_wiki"]), run / "config.yaml", resolve=True)
+    cfg = OmegaConf.load(run / "config.yaml")
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    OmegaConf.save(cfg, run / "config.yaml")  # unresolved: an interpolated target stays one
+    return run
+
+
+def test_project_configs_load(tmp_path):
+    assert load_run_config(str(_saved_run(tmp_path) / "config.yaml")).task == "text_pairs"
+
+
+@pytest.mark.parametrize("target", ["builtins.open", "torch.load", "contrastive.embed.os.system",
+                                    "contrastive.embed.main", "${oc.env:EVIL}", "os.system"])
+def test_run_config_naming_foreign_code_is_refused_before_anything_runs(tmp_path, target):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    run = _saved_run(tmp_path, **{"data.extra": {"_target_": target, "_args_": [str(victim), "w"]}})
+    from contrastive.embed import load_dual_encoder
+    with pytest.raises(ValueError, match=r"refusing to load .*data\.extra\._target_"):
+        load_dual_encoder(str(run))
+    assert victim.read_text() == "keep me"
+
+
+def _poison_first_batch(monkeypatch):
+    original = SimCLR._loss
+
+    def poisoned(self, batch, stage):
+        if stage == "train" and self.global_step == 0:
+            batch = [batch[0].clone(), *batch[1:]]
+            batch[0][0, 0, 0, 0] = float("nan")  # one NaN pixel
+        return original(self, batch, stage)
+    monkeypatch.setattr(SimCLR, "_loss", poisoned)
+
+
+def test_skipped_step_leaves_batchnorm_statistics_untouched(tmp_path, monkeypatch):
+    _poison_first_batch(monkeypatch)
+    with pytest.warns(UserWarning, match="step skipped"):
+        metrics, objects = train(make_cfg(tmp_path, ["guard=skip", "trainer.limit_val_batches=0"]))
+    model = objects["model"]
+    assert model.skipped_steps == 1
+    buffers = dict(model.named_buffers())
+    assert any("running_mean" in k for k in buffers)
+    assert all(bool(torch.isfinite(b).all()) for b in buffers.values())
+    assert metrics["knn_top1/trained"] > 0.3  # evaluation ran on finite features
+
+
+def test_evaluation_refuses_non_finite_features():
+    net = torch.nn.Linear(4, 2)
+    net.weight.data[0, 0] = float("nan")
+    loader = [(torch.ones(3, 4), torch.zeros(3, dtype=torch.long))]
+    with pytest.raises(ValueError, match="3 of 3 feature vectors are not finite"):
+        embed(net, loader)
+
+
+def test_step_skipped_for_its_gradient_does_not_touch_the_queue(tmp_path, monkeypatch):
+    from contrastive.encoders import DigitsCNN
+    original = DigitsCNN.__init__
+
+    def poisoned(self, *a, **k):  # a finite loss whose gradient is NaN: the check comes after the forward pass
+        original(self, *a, **k)
+        next(self.parameters()).register_hook(lambda g: g * float("nan"))
+    monkeypatch.setattr(DigitsCNN, "__init__", poisoned)
+    cfg = make_cfg(tmp_path, ["experiment=moco_digits", "guard=skip", "evaluate=false", "trainer.limit_val_batches=0"])
+    with pytest.warns(UserWarning, match="non-finite gradient .* step skipped"):
+        _, objects = train(cfg)
+    model = objects["model"]
+    assert model.skipped_steps == 2
+    assert int(model.negatives.ptr) == 0 and bool((model.negatives.ids == -1).all())
+    for k, v in model.key_encoder.state_dict().items():  # BatchNorm statistics of the momentum copy too
+        assert torch.equal(v, objects["random_init"].state_dict()[k])
+
+
+def test_stray_quote_in_tsv_keeps_every_row(tmp_path):
+    rows = [f"anchor {i}\tpositive {i}" for i in range(300)]
+    rows[10] = 'a "quoted anchor\tpositive 10'
+    f = tmp_path / "pairs.tsv"
+    f.write_text("anchor\tpositive\n" + "\n".join(rows) + "\n")
+    got = read_pairs(str(f))
+    assert len(got) == 300 and got[10]["anchor"] == 'a "quoted anchor' and got[299]["anchor"] == "anchor 299"
+
+
+def test_unclosed_quote_in_csv_names_its_line(tmp_path):
+    f = tmp_path / "pairs.csv"
+    f.write_text('anchor,positive\na,b\n"c,d\ne,f\ng,h\n')
+    with pytest.raises(ValueError, match=r"pairs\.csv:3: 1 field\(s\), but the header names 2.*quote left open"):
+        read_pairs(str(f))
+
+
+def test_excel_bom_long_fields_and_jsonl_types(tmp_path):
+    f = tmp_path / "excel.csv"
+    long = "word " * 40_000  # 200 KB, over the csv module's default field limit
+    f.write_bytes(("\ufeffanchor,positive\n" + f"hello,{long}\n").encode("utf-8"))
+    rows = read_pairs(str(f))
+    assert rows[0]["anchor"] == "hello" and len(rows[0]["positive"]) == len(long.strip())
+    j = tmp_path / "pairs.jsonl"
+    j.write_text('{"anchor": "a", "positive": "b"}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"pairs\.jsonl:2: expected a JSON object .*got list"):
+        read_pairs(str(j))
+    j.write_text('{"anchor": "a", "positive": {"x": 1}}\n')
+    with pytest.raises(ValueError, match=r"pairs\.jsonl:1: positive must be a string, got dict"):
+        read_pairs(str(j))
+
+
+def test_symlink_loop_indexes_each_file_once(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for k in range(12):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / cls / f"{k}.png")
+    os.symlink("../cat", tmp_path / "cat" / "loop")
+    dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=2, num_workers=0)
+    with pytest.warns(UserWarning, match=r"path\(s\) under .* reach a file already indexed"):
+        dm.setup()
+    assert dm.num_items() == 24
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    got = np.asarray(load_rgb(str(tmp_path / "g16.png")))
+    assert got.shape == (32, 32, 3) and (got == 255).mean() < 0.01
+    assert np.abs(got[..., 0].astype(float) - ramp / 257).max() <= 0.5 + 1e-9
