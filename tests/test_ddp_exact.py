@@ -91,8 +91,14 @@ def _worker(rank: int, init_file: str, out: str) -> None:
 def two_process_results(tmp_path_factory):
     """One spawn of 2 gloo processes runs every case (spawning costs seconds)."""
     tmp = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(str(tmp / "rendezvous"), str(tmp / "rank0.pt")), nprocs=WORLD, join=True)
     out = str(tmp / "rank0.pt")
+    try:
+        mp.spawn(_worker, args=(str(tmp / "rendezvous"), out), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException:
+        # gloo's teardown sometimes aborts a process ("terminate called without an active exception") after
+        # every collective has finished; rank 0 writes its results only after the last one, so they are whole
+        if not (tmp / "rank0.pt").exists():
+            raise
     return torch.load(out, weights_only=True)
 
 

@@ -35,6 +35,7 @@ class ContrastiveModule(pl.LightningModule):
         self.encoder, self.objective, self.negatives = encoder, objective, negatives
         self.optimizer_factory = optimizer
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._pending_keys: list[tuple[torch.Tensor, torch.Tensor | None]] = []
 
     def configure_model(self) -> None:
         """Lightning calls this once before fitting: convolution weights to channels_last when asked."""
@@ -81,20 +82,13 @@ class ContrastiveModule(pl.LightningModule):
         return loss
 
     def _store_keys(self, keys: torch.Tensor, index: torch.Tensor | None) -> None:
-        """Queue `keys` for the negative source; they are stored once the step is known to be finite."""
-        self._pending_keys = (keys.detach(), index)
+        """Hold `keys` for the negative source until the optimizer step: a skipped step stores nothing."""
+        self._pending_keys.append((keys.detach(), index))
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._pending_keys = None
         if self.guard == "skip":  # what the forward pass changes besides trained parameters (BatchNorm
             # statistics, momentum copies), to put back if the step turns out non-finite
             self._saved_state = [(t, t.detach().clone()) for t in self._untrained_state()]
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        pending, self._pending_keys = getattr(self, "_pending_keys", None), None
-        if pending is not None and not getattr(self, "_skipped_this_step", False):
-            self.negatives.update(*pending)
-        self._skipped_this_step = False
 
     def _untrained_state(self) -> list[torch.Tensor]:
         """Buffers and frozen parameters, except the negative source's (it is only written after the step)."""
@@ -122,7 +116,7 @@ class ContrastiveModule(pl.LightningModule):
             raise FloatingPointError(f"{msg}; training stopped, the last checkpoint is intact. Lower the learning "
                                      "rate or set guard=skip to skip such steps")
         self.skipped_steps += 1
-        self._skipped_this_step = True
+        self._pending_keys = []
         self._restore_untrained_state()
         warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far), parameters and buffers left as they were")
         return True
@@ -150,6 +144,10 @@ class ContrastiveModule(pl.LightningModule):
         name = self._bad_grad()
         if name is not None and self._non_finite(f"non-finite gradient in {name}"):
             optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are not updated
+        # before the checkpoint callbacks run, so a checkpoint of this step holds its keys
+        pending, self._pending_keys = self._pending_keys, []
+        for keys, index in pending:
+            self.negatives.update(keys, index)
 
     def _cached_step(self, batch: Any) -> torch.Tensor:
         """One optimizer step with gradient caching (`cache_chunk`); see models/grad_cache.py."""
