@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import hydra
 import numpy as np
 import torch
 
 from contrastive.safe_config import load_run_config
+from contrastive.tasks import TextPairsTask
 
 
 def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torch.nn.Module, object]:
     """The trained model of a `task=text_pairs` run and its data module (for the tokenizer)."""
     cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
-    if cfg.get("task") != "text_pairs":
-        raise ValueError(f"{run_dir} is a task={cfg.get('task')!r} run; embedding needs a text_pairs run")
+    task = hydra.utils.instantiate(cfg.task)
+    if not isinstance(task, TextPairsTask):
+        raise TypeError(f"{run_dir} is a {type(task).__name__} run; embedding needs a text_pairs run")
     dm = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model, encoder=hydra.utils.instantiate(cfg.encoder),
                                     objective=hydra.utils.instantiate(cfg.objective), optimizer=None)

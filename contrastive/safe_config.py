@@ -53,7 +53,7 @@ def load_run_config(path: str) -> DictConfig:
     """A saved run's config, refused with the offending keys named if it names a target we do not own."""
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
-        raise ValueError(f"{path} is not a run config (a mapping at the top level)")
+        raise TypeError(f"{path} is not a run config (a mapping at the top level)")
     bad = unsafe_targets(cfg)
     if bad:
         listed = "; ".join(f"{k}: {v!r}" for k, v in bad)

@@ -10,7 +10,6 @@ import argparse
 import platform
 
 import torch
-
 from timing import timed  # scripts/timing.py
 
 from contrastive.losses import info_nce, nt_xent
@@ -36,10 +35,10 @@ def main() -> None:
     for n in map(int, a.batches.split(",")):
         z1 = torch.randn(n, a.dim, device=dev, requires_grad=True)
         z2 = torch.randn(n, a.dim, device=dev, requires_grad=True)
-        ours = 1000 * timed(lambda: nt_xent(z1, z2, 0.5).backward(), a.repeats, dev)
-        inb = 1000 * timed(lambda: info_nce(z1, z2, temperature=0.5).backward(), a.repeats, dev)
+        ours = 1000 * timed(lambda z1=z1, z2=z2: nt_xent(z1, z2, 0.5).backward(), a.repeats, dev)
+        inb = 1000 * timed(lambda z1=z1, z2=z2: info_nce(z1, z2, temperature=0.5).backward(), a.repeats, dev)
         if lightly_loss is not None:
-            theirs = 1000 * timed(lambda: lightly_loss(z1, z2).backward(), a.repeats, dev)
+            theirs = 1000 * timed(lambda z1=z1, z2=z2: lightly_loss(z1, z2).backward(), a.repeats, dev)
             diff = abs(float(nt_xent(z1, z2, 0.5)) - float(lightly_loss(z1, z2)))
             print(f"| {n} | {ours:.2f} | {theirs:.2f} | {theirs / ours:.2f} | {inb:.2f} | {diff:.1e} |")
         else:

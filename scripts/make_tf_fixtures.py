@@ -79,8 +79,8 @@ def loss_case(name: str, *, b: int, d: int, c: int, t: int, s: int, remove: bool
             arrays[f"{name}/{kind}_dw{i}"] = dense[1 + i]
         for i in range(len(b_parts)):
             arrays[f"{name}/{kind}_db{i}"] = dense[1 + len(w_parts) + i]
-    meta[name] = dict(kind="loss", num_true=t, num_classes=c, remove=remove, shards=shards,
-                      bias_shards=len(b_parts), strategy=strategy)
+    meta[name] = {"kind": "loss", "num_true": t, "num_classes": c, "remove": remove, "shards": shards,
+                      "bias_shards": len(b_parts), "strategy": strategy}
 
 
 def count_case(name: str, kind: str, labels: np.ndarray, s: int, unique: bool, r: int, seed: int, **kw) -> None:
@@ -114,7 +114,7 @@ loss_case("mod_shards", b=5, d=4, c=53, t=2, s=7, remove=True, shards=3, shard_b
 loss_case("div_shards", b=5, d=4, c=53, t=1, s=7, remove=True, shards=3, shard_biases=False, strategy="div")
 loss_case("div_shards_biases", b=4, d=3, c=17, t=1, s=5, remove=False, shards=4, shard_biases=True, strategy="div")
 loss_case("fixed_unigram", b=6, d=4, c=9, t=1, s=4, remove=True, sampler_kind="fixed_unigram",
-          sampler_kw=dict(unigrams=[9.0, 7, 5, 4, 3, 2, 2, 1, 1], distortion=0.75))
+          sampler_kw={"unigrams": [9.0, 7, 5, 4, 3, 2, 2, 1, 1], "distortion": 0.75})
 loss_case("uniform_t2", b=5, d=4, c=15, t=2, s=6, remove=True, sampler_kind="uniform")
 loss_case("all_candidate", b=4, d=4, c=7, t=1, s=7, remove=True, sampler_kind="all")
 loss_case("float64", b=5, d=4, c=11, t=1, s=4, remove=True, dtype=np.float64)
@@ -142,7 +142,7 @@ for k in range(3):
     sampled, qt, qs = sampler("learned_unigram", ll, 1, 3, False, 8, seed=21)
     arrays.update({f"cnt_learned_{k}/labels": ll, f"cnt_learned_{k}/sampled": sampled,
                    f"cnt_learned_{k}/true_expected": qt, f"cnt_learned_{k}/sampled_expected": qs})
-    meta[f"cnt_learned_{k}"] = dict(kind="learned", call=k, num_sampled=3, unique=False, range_max=8)
+    meta[f"cnt_learned_{k}"] = {"kind": "learned", "call": k, "num_sampled": 3, "unique": False, "range_max": 8}
 
 arrays["meta"] = np.array(json.dumps(meta))
 arrays["tf_version"] = np.array(tf.__version__)

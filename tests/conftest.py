@@ -27,7 +27,7 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comple
     """Run `contrastive-train` as a user would, in `cwd`."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "contrastive.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture

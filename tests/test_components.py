@@ -1,6 +1,7 @@
 """Encoders, heads, optimiser, schedule and k-NN evaluation."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from contrastive.encoders import DigitsCNN, MLPHead, ResNet
 from contrastive.eval.knn import knn_accuracy, low_label_knn
 from contrastive.eval.report import format_table
-from contrastive.models import LARS, warmup_cosine
+from contrastive.optim import LARS, warmup_cosine
 
 
 def test_encoder_shapes():
@@ -27,7 +28,7 @@ def test_warmup_then_cosine():
     lr = [warmup_cosine(s, 10, 110) for s in range(110)]
     assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0) and lr[10] == pytest.approx(1.0)
     assert lr[60] == pytest.approx(0.5) and lr[-1] < 0.001
-    assert all(a >= b for a, b in zip(lr[10:], lr[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(lr[10:]))
 
 
 def test_lars_scales_step_by_trust_ratio():

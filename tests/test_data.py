@@ -39,10 +39,10 @@ def test_cifar10_reads_real_format(tmp_path, monkeypatch):
     dm = Cifar10DataModule(root=str(tmp_path), batch_size=4, num_workers=0, val_size=5)
     dm.setup("fit")
     assert len(dm.train_set) == 35 and len(dm.val_set) == 5 and len(dm.eval_test_set) == 6
-    v1, v2, y, i = next(iter(dm.train_dataloader()))
+    v1, v2, _y, _i = next(iter(dm.train_dataloader()))
     assert v1.shape == v2.shape == (4, 3, 32, 32) and v1.dtype == torch.float32
     assert not torch.equal(v1, v2)  # independent views
-    trx, tr_y, tex, te_y = dm.raw_features()
+    trx, _tr_y, tex, _te_y = dm.raw_features()
     assert trx.shape == (40, 3072) and tex.shape == (6, 3072) and 0 <= float(trx.min()) and float(trx.max()) <= 1
 
 
@@ -61,7 +61,7 @@ def test_image_folder_reads_pngs(tmp_path):
     dm = ImageFolderDataModule(root=str(tmp_path), size=16, batch_size=4, num_workers=0)
     dm.setup("fit")
     assert dm.num_classes == 2 and len(dm.train_set) == 16 and len(dm.eval_test_set) == 2
-    v1, v2, y, _ = next(iter(dm.train_dataloader()))
+    v1, _v2, y, _ = next(iter(dm.train_dataloader()))
     assert v1.shape == (4, 3, 16, 16) and set(y.tolist()) <= {0, 1}
     x, y = next(iter(dm.eval_loaders()[1]))
     assert x.shape == (2, 3, 16, 16)

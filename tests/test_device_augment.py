@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from contrastive.data import Cifar10DataModule
-from contrastive.data.device_augment import DeviceSimCLRAugment, color_jitter, crop_boxes, gaussian_blur
+from contrastive.data.device_augment import (
+    DeviceSimCLRAugment,
+    color_jitter,
+    crop_boxes,
+    gaussian_blur,
+)
 from tests.test_data import patch_integrity, write_cifar
 
 
@@ -51,7 +56,7 @@ def test_cifar_augment_on_device(tmp_path, monkeypatch):
     patch_integrity(monkeypatch)
     dm = Cifar10DataModule(root=str(tmp_path), batch_size=4, num_workers=0, val_size=5, augment_on="device")
     dm.setup("fit")
-    x, y, i = next(iter(dm.train_dataloader()))
+    x, _y, _i = next(iter(dm.train_dataloader()))
     assert x.dtype == torch.uint8 and x.shape == (4, 3, 32, 32)  # loaders only collate uint8
     v1, v2 = dm.make_view(x), dm.make_view(x)
     assert v1.shape == (4, 3, 32, 32) and v1.dtype == torch.float32 and not torch.equal(v1, v2)
@@ -74,7 +79,7 @@ def test_image_folder_augment_on_device_trains(tmp_path):
     from contrastive.data import ImageFolderDataModule
     dm = ImageFolderDataModule(root=str(tmp_path / "img"), size=16, batch_size=4, num_workers=0, augment_on="device")
     dm.setup("fit")
-    x, y, i = next(iter(dm.train_dataloader()))
+    x, _y, _i = next(iter(dm.train_dataloader()))
     assert x.dtype == torch.uint8 and x.shape == (4, 3, 16, 16)
     v = dm.make_view(x, torch.Generator().manual_seed(0))
     assert v.shape == (4, 3, 16, 16) and v.dtype == torch.float32

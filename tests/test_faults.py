@@ -32,7 +32,7 @@ def _saved_run(tmp_path: Path, **changes: object) -> Path:
 
 
 def test_project_configs_load(tmp_path):
-    assert load_run_config(str(_saved_run(tmp_path) / "config.yaml")).task == "text_pairs"
+    assert load_run_config(str(_saved_run(tmp_path) / "config.yaml")).task._target_ == "contrastive.tasks.TextPairsTask"
 
 
 @pytest.mark.parametrize("target", ["builtins.open", "torch.load", "contrastive.embed.os.system",

@@ -10,10 +10,21 @@ import pytest
 import torch
 
 from contrastive.data.device_augment import DeviceSimCLRAugment
-from contrastive.losses import NCELoss, SampledSoftmaxLoss, info_nce, nce_loss, nt_xent, sampled_softmax_loss
-from contrastive.samplers import (all_candidate_sampler, fixed_unigram_candidate_sampler,
-                                  learned_unigram_candidate_sampler, log_uniform_candidate_sampler,
-                                  uniform_candidate_sampler)
+from contrastive.losses import (
+    NCELoss,
+    SampledSoftmaxLoss,
+    info_nce,
+    nce_loss,
+    nt_xent,
+    sampled_softmax_loss,
+)
+from contrastive.samplers import (
+    all_candidate_sampler,
+    fixed_unigram_candidate_sampler,
+    learned_unigram_candidate_sampler,
+    log_uniform_candidate_sampler,
+    uniform_candidate_sampler,
+)
 from tests.test_speed_options import fit
 from tests.test_tf_parity import FIX, LOSS_CASES, META, rel_err
 
@@ -46,7 +57,7 @@ def test_every_sampler_runs_on_the_labels_device():
 @pytest.mark.parametrize("case", LOSS_CASES)
 def test_tf_fixtures_hold_on_the_device(case, kind):
     m, dev = META[case], torch.device(DEVICE)
-    f = lambda k: torch.tensor(FIX[f"{case}/{k}"], device=dev)  # noqa: E731
+    f = lambda k: torch.tensor(FIX[f"{case}/{k}"], device=dev)
     x = f("x").requires_grad_()
     ws = [f(f"w{i}").requires_grad_() for i in range(m["shards"])]
     bs = [f(f"b{i}").requires_grad_() for i in range(m["bias_shards"])]

@@ -8,9 +8,14 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import chisquare
 
-from contrastive.losses import NCELoss, NegativeSamplingLoss, SampledSoftmaxLoss, nce_loss
-from contrastive.models.hogwild import hogwild_step, plan
+from contrastive.losses import (
+    NCELoss,
+    NegativeSamplingLoss,
+    SampledSoftmaxLoss,
+    nce_loss,
+)
 from contrastive.samplers.candidate import expected_count, log_uniform_probs
+from contrastive.word2vec.hogwild import hogwild_step, plan
 
 V, D, LR = 50, 8, 0.1
 COUNTS = list(range(V, 0, -1))
@@ -45,6 +50,23 @@ def test_nce_pair_update_equals_autograd_sgd_on_tf_nce_loss(sampler):
     for new, old, t in ((E1, E0, E), (W1, W0, W), (b1, b0, b)):
         assert torch.allclose(new, old - LR * t.grad, atol=1e-6)
         assert not torch.equal(new, old)
+
+
+def test_nce_expected_counts_on_draws_that_needed_retries():
+    """Unique sampling that rejected repeats: the kernel's expected counts are TF's 1 - (1 - p)^tries."""
+    obj = NCELoss(V, D, 5, unigrams=COUNTS)  # log-uniform over 50 classes: id 0 has p = 0.18, repeats are common
+    p = log_uniform_probs(torch.arange(V), V).float()
+    retried = 0
+    for seed in range(40):
+        (E0, W0, b0), _, loss, neg, tries = one_pair(obj, seed)
+        if tries == 5 or 7 in neg.tolist():  # an accidental hit updates the row between its two scores
+            continue
+        retried += 1
+        y = torch.tensor([[7]])
+        sampled_values = (neg, expected_count(p[y[0]], 5, tries)[None], expected_count(p[neg], 5, tries))
+        ref = nce_loss(W0, b0, y, E0[3:4], 5, V, sampled_values=sampled_values).sum()
+        assert abs(float(loss) - float(ref)) < 1e-5, (seed, tries)
+    assert retried >= 5  # the branch was reached
 
 
 def test_negative_sampling_pair_update_equals_autograd_sgd():

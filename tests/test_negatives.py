@@ -17,12 +17,14 @@ def test_queue_fifo_wraparound_and_size():
     batches = [F.normalize(torch.randn(3, 2), dim=1) for _ in range(3)]
     for i, b in enumerate(batches):
         q.update(b, torch.arange(3) + 3 * i)
-    assert q.keys.shape == (5, 2) and int(q.ptr) == 9 % 5
-    assert torch.allclose(q.ordered(), torch.cat(batches)[-5:], atol=1e-6)  # oldest -> newest
-    assert q.ids[torch.roll(torch.arange(5), -int(q.ptr))].tolist() == [4, 5, 6, 7, 8]
+    # 9 keys written into 5 slots in turn: key j sits in slot j mod 5, the last write wins, so slots 0..4
+    # hold keys 5, 6, 7, 8, 4 (ids likewise) and the next write goes to slot 9 mod 5 = 4
+    keys = torch.cat(batches)
+    assert q.keys.shape == (5, 2) and int(q.ptr) == 4
+    assert torch.allclose(q.keys, keys[[5, 6, 7, 8, 4]], atol=1e-6) and q.ids.tolist() == [5, 6, 7, 8, 4]
     big = F.normalize(torch.randn(7, 2), dim=1)
-    q.update(big)
-    assert torch.allclose(q.ordered(), big[-5:], atol=1e-6)
+    q.update(big)  # more keys than slots: the last 5 (big[2:]) fill slots 4, 0, 1, 2, 3
+    assert torch.allclose(q.keys, big[[3, 4, 5, 6, 2]], atol=1e-6) and q.ids.tolist() == [-1] * 5
     assert not q.draw().keys.requires_grad
 
 
@@ -92,9 +94,9 @@ def test_ema_schedule():
 
 
 @pytest.mark.parametrize("overrides", [
-    ["sampler=queue", "num_negatives=1024"],
-    ["sampler=queue", "num_negatives=100", "objective=infonce"],
-    ["sampler=sampled", "num_negatives=64", "sampler.correct_log_q=true"],
+    ["negatives=queue", "num_negatives=1024"],
+    ["negatives=queue", "num_negatives=100", "objective=infonce"],
+    ["negatives=memory_bank", "num_negatives=64", "negatives.correct_log_q=true"],
     ["experiment=moco_digits"],
 ])
 def test_negative_source_overrides_train(tmp_path, overrides):
@@ -113,4 +115,4 @@ def test_negative_source_overrides_train(tmp_path, overrides):
 
 def test_clip_rejects_queue(tmp_path):
     with pytest.raises(ValueError, match="in-batch negatives only"):
-        train(make_cfg(tmp_path, ["objective=clip", "sampler=queue", "num_negatives=64", "evaluate=false"]))
+        train(make_cfg(tmp_path, ["objective=clip", "negatives=queue", "num_negatives=64", "evaluate=false"]))

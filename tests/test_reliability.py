@@ -1,6 +1,7 @@
 """Kill-and-resume equality, atomic checkpoints, the NaN guard, config and data errors."""
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("extra", [[], ["experiment=moco_digits", "num_negatives=300"],
                                    ["experiment=word2vec_wiki", "data=lee", "model.dim=32"]],
                          ids=["simclr", "moco", "word2vec"])
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
     full = _launch(tmp_path / "full", extra)
     victim = _launch(tmp_path / "killed", extra)
@@ -54,9 +56,15 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
         time.sleep(0.02)
     victim.wait()
     assert killed_after is not None and victim.returncode == -signal.SIGKILL, "the run ended before the kill"
-    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] < 15
-    resumed = _launch(tmp_path / "killed", extra + ["resume=true"])
+    saved_step = torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"]
+    assert saved_step < 15
+    # the relaunched run logs every step it trains (the killed one logged nothing): it must start at the
+    # checkpoint's step and run only the rest; a seeded restart from step 0 would end with the same weights
+    resumed = _launch(tmp_path / "killed", extra + ["resume=true", "logger=default", "trainer.log_every_n_steps=1"])
     assert resumed.wait(timeout=240) == 0, resumed.stderr.read()[-2000:]
+    with open(tmp_path / "killed" / "logs" / "metrics.csv", newline="") as f:
+        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")})
+    assert steps == list(range(saved_step, 15)), f"resumed at step {saved_step}, trained steps {steps}"
     assert full.wait(timeout=240) == 0, full.stderr.read()[-2000:]
     a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "killed")
     assert a.keys() == b.keys()

@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from contrastive.losses import NCELoss, SampledSoftmaxLoss, compute_accidental_hits, nce_loss, sampled_softmax_loss
+from contrastive.losses import (
+    NCELoss,
+    SampledSoftmaxLoss,
+    compute_accidental_hits,
+    nce_loss,
+    sampled_softmax_loss,
+)
 from contrastive.losses.sampled import FLT_MAX, sampled_logits
 from tests.conftest import make_cfg
 
@@ -61,19 +67,19 @@ def test_default_sampler_and_float64():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(labels=torch.tensor([[10]] * 4)), r"label 10 is out of range \[0, 10\)"),
-    (dict(labels=torch.zeros(4, 2, dtype=torch.long)), r"labels must be \[batch=4, num_true=1\]"),
-    (dict(num_sampled=11, sampled_values=None), "num_sampled=11.*range_max=10"),
-    (dict(partition_strategy="foo"), "unknown partition_strategy 'foo'"),
-    (dict(sampled_values=(torch.tensor([1]), torch.zeros(4, 1), torch.ones(1))), "expected counts must be > 0"),
-    (dict(sampled_values=(torch.tensor([1]), torch.ones(4), torch.ones(1))), r"must be \[4, 1\], got \(4,\)"),
-    (dict(sampled_values=(torch.tensor([12]), torch.ones(4, 1), torch.ones(1))), "sampled id 12 is out of range"),
-    (dict(inputs=torch.randn(4, 5)), "weights have dim 3 but inputs have dim 5"),
+    ({"labels": torch.tensor([[10]] * 4)}, r"label 10 is out of range \[0, 10\)"),
+    ({"labels": torch.zeros(4, 2, dtype=torch.long)}, r"labels must be \[batch=4, num_true=1\]"),
+    ({"num_sampled": 11, "sampled_values": None}, "num_sampled=11.*range_max=10"),
+    ({"partition_strategy": "foo"}, "unknown partition_strategy 'foo'"),
+    ({"sampled_values": (torch.tensor([1]), torch.zeros(4, 1), torch.ones(1))}, "its log is subtracted"),
+    ({"sampled_values": (torch.tensor([1]), torch.ones(4), torch.ones(1))}, r"must be \[4, 1\], got \(4,\)"),
+    ({"sampled_values": (torch.tensor([12]), torch.ones(4, 1), torch.ones(1))}, "sampled id 12 is out of range"),
+    ({"inputs": torch.randn(4, 5)}, "weights have dim 3 but inputs have dim 5"),
 ])
 def test_bad_input_names_the_values(kwargs, match):
     w, b, y, x = _setup()
-    args = dict(weights=w, biases=b, labels=y, inputs=x, num_sampled=1, num_classes=10,
-                sampled_values=(torch.tensor([1]), torch.ones(4, 1), torch.ones(1)), remove_accidental_hits=True)
+    args = {"weights": w, "biases": b, "labels": y, "inputs": x, "num_sampled": 1, "num_classes": 10,
+                "sampled_values": (torch.tensor([1]), torch.ones(4, 1), torch.ones(1)), "remove_accidental_hits": True}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         nce_loss(**args)
@@ -114,20 +120,20 @@ def test_module_seed_repeats_and_full_eval_loss():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(num_sampled=200), "num_sampled=200.*range_max=100"),
-    (dict(sampler="zipf"), "'zipf'"),
-    (dict(sampler="unigram"), "needs unigrams"),
-    (dict(reduction="avg"), "'avg'"),
+    ({"num_sampled": 200}, "num_sampled=200.*range_max=100"),
+    ({"sampler": "zipf"}, "'zipf'"),
+    ({"sampler": "unigram"}, "needs unigrams"),
+    ({"reduction": "avg"}, "'avg'"),
 ])
 def test_module_validates_in_init(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        NCELoss(**{**dict(num_classes=100, dim=4, num_sampled=8), **kwargs})
+        NCELoss(**{"num_classes": 100, "dim": 4, "num_sampled": 8, **kwargs})
 
 
 @pytest.mark.parametrize("objective", ["nce", "sampled_softmax"])
 @pytest.mark.parametrize("sampler", ["log_uniform", "uniform", "unigram", "learned_unigram"])
 def test_objective_and_sampler_configs(tmp_path, objective, sampler):
-    cfg = make_cfg(tmp_path, [f"objective={objective}", f"sampler={sampler}", "num_negatives=16",
+    cfg = make_cfg(tmp_path, [f"objective={objective}", f"candidates={sampler}", "num_negatives=16",
                               "objective.num_classes=100", "objective.dim=8"])
     extra = {"unigrams": list(range(100, 0, -1))} if sampler == "unigram" else {}
     m = instantiate(cfg.objective, **extra)
@@ -140,7 +146,8 @@ def test_objective_and_sampler_configs(tmp_path, objective, sampler):
 
 
 def test_num_negatives_larger_than_vocabulary_fails_fast(tmp_path):
-    cfg = make_cfg(tmp_path, ["objective=nce", "sampler=log_uniform", "objective.num_classes=100", "objective.dim=8"])
+    cfg = make_cfg(tmp_path, ["objective=nce", "candidates=log_uniform", "num_negatives=4096",
+                              "objective.num_classes=100", "objective.dim=8"])
     with pytest.raises(Exception, match="num_sampled=4096"):
         instantiate(cfg.objective)
 

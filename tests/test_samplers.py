@@ -6,9 +6,14 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from contrastive.samplers import (all_candidate_sampler, expected_count, fixed_unigram_candidate_sampler,
-                                  learned_unigram_candidate_sampler, log_uniform_candidate_sampler,
-                                  uniform_candidate_sampler)
+from contrastive.samplers import (
+    all_candidate_sampler,
+    expected_count,
+    fixed_unigram_candidate_sampler,
+    learned_unigram_candidate_sampler,
+    log_uniform_candidate_sampler,
+    uniform_candidate_sampler,
+)
 from contrastive.samplers.candidate import draw_candidates, log_uniform_probs
 
 LABELS = torch.tensor([[0], [3]])
@@ -39,7 +44,7 @@ def test_uniform_and_unigram_distributions_fit():
 
 def test_unique_is_first_distinct_values_of_the_stream_and_counts_follow_num_tries():
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    draw = lambda n, g: torch.randint(0, 6, (n,), generator=g)  # noqa: E731
+    draw = lambda n, g: torch.randint(0, 6, (n,), generator=g)
     ids, tries = draw_candidates(draw, 5, True, g1, torch.device("cpu"))
     stream = draw(2 * 5 + 16, g2).tolist()
     seen: list[int] = []
@@ -78,6 +83,17 @@ def test_learned_unigram_state_updates_and_round_trips():
     assert torch.equal(t.counts, s.counts)
 
 
+def test_zero_weight_true_class_gets_tf_expected_count_zero_and_the_losses_name_it():
+    from contrastive.losses import nce_loss, sampled_softmax_loss
+    labels = torch.tensor([[1], [0]])  # 0: a reserved (padding) id, weight 0
+    sv = fixed_unigram_candidate_sampler(labels, 1, 2, True, 3, unigrams=[1.0, 1.0], num_reserved_ids=1, seed=0)
+    assert sv[1].tolist() == [[pytest.approx(1.0, abs=0.5)], [0.0]] and bool((sv[2] > 0).all())  # TF's numbers
+    w, b, x = torch.randn(3, 4), torch.zeros(3), torch.randn(2, 4)
+    for fn in (nce_loss, sampled_softmax_loss):
+        with pytest.raises(ValueError, match=r"true_expected_count holds 0.0 for class 0: its log is subtracted"):
+            fn(w, b, labels, x, 2, 3, sampled_values=sv)
+
+
 @pytest.mark.parametrize("call,err,match", [
     (lambda: log_uniform_candidate_sampler(LABELS, 1, 11, True, 10), ValueError, "num_sampled=11.*range_max=10"),
     (lambda: log_uniform_candidate_sampler(torch.tensor([[10]]), 1, 2, True, 10), ValueError,
@@ -88,8 +104,6 @@ def test_learned_unigram_state_updates_and_round_trips():
     (lambda: uniform_candidate_sampler(LABELS, 1, 0, False, 10), ValueError, "num_sampled must be >= 1, got 0"),
     (lambda: fixed_unigram_candidate_sampler(torch.tensor([[1]]), 1, 3, True, 4, unigrams=[1.0, 1.0, 0.0],
                                              num_reserved_ids=1), ValueError, "only 2 have one"),
-    (lambda: fixed_unigram_candidate_sampler(torch.tensor([[0]]), 1, 1, True, 3, unigrams=[1.0, 1.0],
-                                             num_reserved_ids=1), ValueError, "true class 0 has unigram weight 0"),
     (lambda: fixed_unigram_candidate_sampler(LABELS, 1, 1, True, 9, unigrams=[1.0] * 4), ValueError,
      "range_max=9 must equal"),
     (lambda: fixed_unigram_candidate_sampler(LABELS, 1, 1, True, 4), ValueError, "either vocab_file or unigrams"),
@@ -103,7 +117,7 @@ def test_bad_input(call, err, match):
 def test_vocab_file(tmp_path):
     f = tmp_path / "vocab.csv"
     f.write_text("the,9\nof,4\ncat,1\n")
-    s, qt, _ = fixed_unigram_candidate_sampler(torch.tensor([[0]]), 1, 2, False, 3, vocab_file=str(f), seed=0)
+    _s, qt, _ = fixed_unigram_candidate_sampler(torch.tensor([[0]]), 1, 2, False, 3, vocab_file=str(f), seed=0)
     assert qt.item() == pytest.approx(9 / 14 * 2, rel=1e-6)
     f.write_text("the,x\n")
     with pytest.raises(ValueError, match="vocab.csv:1"):

@@ -58,10 +58,10 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
                                              for i in range(40)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     for objective in ("clip", "infonce"):
-        metrics, objects = train(make_cfg(tmp_path, [
+        _metrics, objects = train(make_cfg(tmp_path, [
             "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
             "data.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", f"objective={objective}",
-            "trainer.max_epochs=1", "trainer.limit_train_batches=2", "word_vectors.epochs=2"], fast=False))
+            "trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.word_vectors.epochs=2"], fast=False))
         ev = json.loads((tmp_path / "eval.json").read_text())
         for k in ("recall_at_1", "recall_at_1_random_init", "recall_at_1_word2vec_init", "tfidf_recall_at_1", "mrr",
                   "lee_pearson", "lee_pearson_word2vec_init", "tfidf_lee_pearson"):
@@ -79,7 +79,7 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
     _, objects = train(make_cfg(run, ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}",
                                       "data.batch_size=8", "data.vocab_size=4096", "encoder.dim=16",
                                       "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false",
-                                      "word_vectors.epochs=1", "data.extra_texts=[]"], fast=False))
+                                      "task.word_vectors.epochs=1", "data.extra_texts=[]"], fast=False))
     model, dm = load_dual_encoder(str(run))
     got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).detach().numpy()
@@ -177,11 +177,11 @@ def test_init_tokens_sets_rows_and_zeroes_the_rest():
 def test_word_vectors_put_co_occurring_words_together():
     import numpy as np
 
-    from contrastive.models.word_vectors import train_word_vectors
+    from contrastive.tasks.text_pairs import word_vectors
     rng = np.random.default_rng(0)
     groups = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
     sentences = [list(rng.choice(groups[k % 2], 8)) for k in range(2000)]  # words meet only their group
-    words, vectors = train_word_vectors(sentences, dim=16, epochs=5, seed=0)
+    words, vectors = word_vectors(sentences, dim=16, epochs=5, seed=0)
     assert sorted(words) == sorted(groups[0] + groups[1]) and vectors.shape == (20, 16)
     v = torch.nn.functional.normalize(vectors, dim=1)
     group = torch.tensor([w[0] == "a" for w in words])
@@ -190,17 +190,18 @@ def test_word_vectors_put_co_occurring_words_together():
     other = cos[group[:, None] != group[None, :]].mean()
     assert same - other > 0.5, (same, other)
     with pytest.raises(ValueError, match="word vector epochs must be >= 1"):
-        train_word_vectors(sentences, epochs=0)
+        word_vectors(sentences, dim=16, epochs=0)
 
 
 def test_word_vectors_start_a_transformer_and_need_a_token_table(tmp_path):
     lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(20)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     args = ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
-            "data.vocab_size=4096", "trainer.max_epochs=1", "word_vectors.epochs=1", "evaluate=false"]
+            "data.vocab_size=4096", "trainer.max_epochs=1", "task.word_vectors.epochs=1", "evaluate=false"]
     transformer = ["encoder=transformer_text", "encoder.dim=16", "encoder.heads=2"]
     _, objects = train(make_cfg(tmp_path / "t", args + transformer, fast=False))
     table = objects["word2vec_init"].token_table
     assert table[objects["datamodule"].tokenizer.token_id("topic")].abs().sum() > 0 and table[0].abs().sum() == 0
-    with pytest.raises(ValueError, match="DigitsCNN has none: use encoder=bag_of_tokens"):
+    with pytest.raises(ValueError, match=r"encoder: DigitsCNN does not fit task=text_pairs; choose one of "
+                                         r"\['bag_of_tokens', 'transformer_text'\]"):
         train(make_cfg(tmp_path / "c", args + ["encoder=digits_cnn"], fast=False))

@@ -29,7 +29,7 @@ def rel_err(got: torch.Tensor, want: np.ndarray) -> float:
 @pytest.mark.parametrize("case", LOSS_CASES)
 def test_loss_and_gradients_match_tensorflow(case, kind):
     m = META[case]
-    f = lambda k: FIX[f"{case}/{k}"]  # noqa: E731
+    f = lambda k: FIX[f"{case}/{k}"]
     x = torch.tensor(f("x"), requires_grad=True)
     ws = [torch.tensor(f(f"w{i}"), requires_grad=True) for i in range(m["shards"])]
     bs = [torch.tensor(f(f"b{i}"), requires_grad=True) for i in range(m["bias_shards"])]
@@ -66,7 +66,7 @@ def _probs(m: dict, ids: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("case", COUNT_CASES)
 def test_expected_counts_match_tensorflow(case):
     m = META[case]
-    f = lambda k: torch.tensor(FIX[f"{case}/{k}"])  # noqa: E731
+    f = lambda k: torch.tensor(FIX[f"{case}/{k}"])
     if m["sampler"] == "all":
         assert torch.equal(f("sampled"), torch.arange(m["num_sampled"]))
         assert bool((f("sampled_expected") == 1).all()) and bool((f("true_expected") == 1).all())

@@ -15,7 +15,7 @@ KEYS = [f"{m}/{f}" for m in ("knn_top1", "knn10_top1") for f in ("trained", "ran
 
 
 def test_default_run_writes_eval_plots_and_checkpoints(tmp_path):
-    metrics, objects = train(make_cfg(tmp_path))
+    _metrics, objects = train(make_cfg(tmp_path))
     ev = json.loads((tmp_path / "eval.json").read_text())
     assert sorted(ev) == sorted(KEYS)
     assert all(0.0 <= v <= 1.0 for v in ev.values())
@@ -65,6 +65,7 @@ def test_misspelt_key_fails(tmp_path):
         make_cfg(tmp_path, ["objective.temprature=0.1"])
 
 
+@pytest.mark.slow
 def test_cli_errors_are_clear(tmp_path):
     r = run_cli(["objective=nonexistent"], tmp_path)
     assert r.returncode != 0 and "Available options" in r.stderr and "ntxent" in r.stderr
@@ -72,16 +73,18 @@ def test_cli_errors_are_clear(tmp_path):
     assert r.returncode != 0 and "temprature" in r.stderr
 
 
+@pytest.mark.slow
 def test_multirun_writes_one_directory_per_job(tmp_path):
     r = run_cli(["-m", "objective.temperature=0.2,0.5", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
                  "trainer.limit_val_batches=1", "evaluate=false", "hydra.sweep.dir=sweep"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert jobs == ["0", "1"]
-    temps = [json.dumps(open(tmp_path / "sweep" / j / "config.yaml").read()) for j in jobs]
+    temps = [json.dumps((tmp_path / "sweep" / j / "config.yaml").read_text()) for j in jobs]
     assert "temperature: 0.2" in temps[0] and "temperature: 0.5" in temps[1]
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_ddp_cpu_two_processes_one_run_directory(tmp_path):
     r = run_cli(["trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
@@ -92,6 +95,7 @@ def test_ddp_cpu_two_processes_one_run_directory(tmp_path):
     assert "world_size: 2" in r.stdout + r.stderr or "GLOBAL_RANK: 1" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_multirun_with_ddp_cpu(tmp_path):
     r = run_cli(["-m", "objective.temperature=0.2,0.5", "trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1",

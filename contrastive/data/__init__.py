@@ -6,4 +6,4 @@ from contrastive.data.skipgram import SkipGramDataModule
 from contrastive.data.text_pairs import TextPairDataModule
 from contrastive.data.transforms import SimCLRTransform
 
-__all__ = ["DigitsDataModule", "Cifar10DataModule", "ImageFolderDataModule", "SimCLRTransform", "SkipGramDataModule", "TextPairDataModule"]
+__all__ = ["Cifar10DataModule", "DigitsDataModule", "ImageFolderDataModule", "SimCLRTransform", "SkipGramDataModule", "TextPairDataModule"]

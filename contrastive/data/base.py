@@ -19,7 +19,7 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"val_fraction + test_fraction must be in [0, 1), got {val_fraction} + {test_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
-    n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
+    n_test, n_val = round(n * test_fraction), round(n * val_fraction)
     return perm[n_test + n_val:].tolist(), perm[n_test:n_test + n_val].tolist(), perm[:n_test].tolist()
 
 

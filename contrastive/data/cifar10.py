@@ -10,7 +10,12 @@ import torchvision
 from torch.utils.data import Subset, TensorDataset
 
 from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.transforms import Plain, SimCLRTransform, TwoViews, plain_transform
+from contrastive.data.transforms import (
+    Plain,
+    SimCLRTransform,
+    TwoViews,
+    plain_transform,
+)
 
 FOLDER = "cifar-10-batches-py"
 

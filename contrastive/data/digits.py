@@ -24,7 +24,7 @@ class DigitsDataModule(ViewDataModule):
                  translate: float = 0.15, num_workers: int = 0, shuffle_seed: int = 0) -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         self.size, self.noise, self.erase_p = size, noise, erase_p
-        self.affine: dict[str, Any] = dict(scale=tuple(scale), degrees=degrees, shear=shear, translate=translate)
+        self.affine: dict[str, Any] = {"scale": tuple(scale), "degrees": degrees, "shear": shear, "translate": translate}
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
 
     def setup(self, stage: str | None = None) -> None:

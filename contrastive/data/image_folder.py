@@ -10,7 +10,13 @@ from PIL import Image
 from torch.utils.data import Subset
 
 from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.transforms import Decoded, Plain, SimCLRTransform, TwoViews, plain_transform
+from contrastive.data.transforms import (
+    Decoded,
+    Plain,
+    SimCLRTransform,
+    TwoViews,
+    plain_transform,
+)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -2,7 +2,8 @@
 consumed. The data module saves the position with the checkpoint and applies it on resume."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler

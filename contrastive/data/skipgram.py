@@ -4,7 +4,7 @@ chunk, reshuffled every epoch."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytorch_lightning as pl
@@ -39,7 +39,7 @@ def skipgram_pairs(ids: torch.Tensor, sent: torch.Tensor, keep: torch.Tensor, wi
 
 
 class _PairStream(IterableDataset):
-    def __init__(self, dm: "SkipGramDataModule") -> None:
+    def __init__(self, dm: SkipGramDataModule) -> None:
         self.dm = dm
 
     def __len__(self) -> int:

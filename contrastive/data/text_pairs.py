@@ -152,7 +152,7 @@ def read_text_lines(name: str, min_words: int = 10) -> list[str]:
 
 def crop(words: list[str], rng: np.random.Generator, low: float = 0.1, high: float = 0.5, min_words: int = 5) -> str:
     """A random contiguous span of `words` covering a fraction of them drawn uniformly from [low, high]."""
-    k = min(len(words), max(min_words, int(round(rng.uniform(low, high) * len(words)))))
+    k = min(len(words), max(min_words, round(rng.uniform(low, high) * len(words))))
     start = int(rng.integers(0, len(words) - k + 1))
     return " ".join(words[start:start + k])
 
@@ -196,14 +196,14 @@ class TextPairDataModule(pl.LightningDataModule):
         if self.path:
             pairs = read_pairs(self.path)
             perm = np.random.default_rng(self.split_seed).permutation(len(pairs))
-            k = int(round(len(pairs) * self.heldout_fraction))
+            k = round(len(pairs) * self.heldout_fraction)
             self.heldout = [pairs[i] for i in perm[:k]]
             self.train_pairs = [pairs[i] for i in perm[k:]]
             texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
         else:  # split by article, so no held-out paragraph was seen in training
             articles = [a for a in wiki_articles() if len(a) >= 2]
             perm = np.random.default_rng(self.split_seed).permutation(len(articles))
-            k = int(round(len(articles) * self.heldout_fraction))
+            k = round(len(articles) * self.heldout_fraction)
             self.heldout = [p for i in perm[:k] for p in paragraph_pairs(articles[i])]
             self.train_pairs = [p for i in perm[k:] for p in paragraph_pairs(articles[i])]
             texts = [t for i in perm[k:] for t in articles[i]]

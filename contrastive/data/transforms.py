@@ -1,7 +1,8 @@
 """Per-image view transforms for the CPU pipeline (CIFAR-10, image folders)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torchvision.transforms import v2 as T
@@ -17,9 +18,9 @@ class SimCLRTransform:
                  jitter_strength: float = 0.5, jitter_p: float = 0.8, gray_p: float = 0.2, blur_p: float = 0.0,
                  solarize_p: float = 0.0, mean: tuple[float, ...] = CIFAR_MEAN,
                  std: tuple[float, ...] = CIFAR_STD) -> None:
-        self.options = dict(size=size, crop_scale=tuple(crop_scale), hflip_p=hflip_p, jitter_strength=jitter_strength,
-                            jitter_p=jitter_p, gray_p=gray_p, blur_p=blur_p, solarize_p=solarize_p, mean=tuple(mean),
-                            std=tuple(std))
+        self.options = {"size": size, "crop_scale": tuple(crop_scale), "hflip_p": hflip_p, "jitter_strength": jitter_strength,
+                            "jitter_p": jitter_p, "gray_p": gray_p, "blur_p": blur_p, "solarize_p": solarize_p, "mean": tuple(mean),
+                            "std": tuple(std)}
         s = jitter_strength
         steps: list[Callable[..., Any]] = [
             T.ToImage(),

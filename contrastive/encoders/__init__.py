@@ -4,4 +4,4 @@ from contrastive.encoders.heads import MLPHead
 from contrastive.encoders.resnet import ResNet
 from contrastive.encoders.text import BagOfTokens, TransformerText
 
-__all__ = ["DigitsCNN", "ResNet", "MLPHead", "BagOfTokens", "TransformerText"]
+__all__ = ["BagOfTokens", "DigitsCNN", "MLPHead", "ResNet", "TransformerText"]

@@ -1,7 +1,7 @@
 """Retrieval metrics for text pairs and correlation with the Lee human similarity judgements."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -66,8 +66,7 @@ def write_word2vec(path: str, words: list[str], vectors: torch.Tensor) -> None:
     arr = vectors.float().cpu().numpy()
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(f"{len(words)} {arr.shape[1]}\n")
-        for w, row in zip(words, arr):
-            f.write(w + " " + " ".join(f"{x:.6f}" for x in row) + "\n")
+        f.writelines(w + " " + " ".join(f"{x:.6f}" for x in row) + "\n" for w, row in zip(words, arr))
     os.replace(tmp, path)
 
 

@@ -1,10 +1,27 @@
 """Contrastive objectives: pure functions first, thin nn.Module wrappers second."""
 from contrastive.losses.info_nce import clip_loss, info_nce, nt_xent
 from contrastive.losses.modules import ClipLoss, InfoNCE, NTXent, Temperature
-from contrastive.losses.sampled import compute_accidental_hits, nce_loss, sampled_softmax_loss
+from contrastive.losses.sampled import (
+           compute_accidental_hits,
+           nce_loss,
+           sampled_softmax_loss,
+)
 from contrastive.losses.sampled_modules import NCELoss, SampledSoftmaxLoss
 from contrastive.losses.word import FullSoftmaxLoss, NegativeSamplingLoss
 
-__all__ = ["info_nce", "nt_xent", "clip_loss", "InfoNCE", "NTXent", "ClipLoss", "Temperature", "nce_loss",
-           "sampled_softmax_loss", "compute_accidental_hits", "NCELoss", "SampledSoftmaxLoss",
-           "NegativeSamplingLoss", "FullSoftmaxLoss"]
+__all__ = [
+           "ClipLoss",
+           "FullSoftmaxLoss",
+           "InfoNCE",
+           "NCELoss",
+           "NTXent",
+           "NegativeSamplingLoss",
+           "SampledSoftmaxLoss",
+           "Temperature",
+           "clip_loss",
+           "compute_accidental_hits",
+           "info_nce",
+           "nce_loss",
+           "nt_xent",
+           "sampled_softmax_loss",
+]

@@ -59,8 +59,8 @@ class NTXent(_Contrastive):
                 negative_keys: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None,
                 negative_log_q: torch.Tensor | None = None) -> torch.Tensor:
         t = self.temperature()
-        extra = dict(negative_keys=negative_keys, negative_ids=negative_ids, negative_log_q=negative_log_q,
-                     tile_size=self.tile_size)
+        extra = {"negative_keys": negative_keys, "negative_ids": negative_ids, "negative_log_q": negative_log_q,
+                     "tile_size": self.tile_size}
         if not self._gathering():
             return nt_xent(z1, z2, t, ids=ids, **extra)
         all_ids = None if ids is None else D.gather_no_grad(ids)
@@ -113,5 +113,5 @@ class ClipLoss(InfoNCE):
         """`extra_negatives` (hard negatives for `a`) join the a -> b direction only."""
         if negative_keys is not None:
             raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
-                             "sampler=queue or sampler=sampled")
+                             "negatives=queue or negatives=memory_bank")
         return 0.5 * (super().forward(a, b, ids=ids, extra_negatives=extra_negatives) + super().forward(b, a, ids=ids))

@@ -1,13 +1,14 @@
 """`nce_loss` and `sampled_softmax_loss` exactly as TensorFlow's `tf.compat.v1.nn` computes them.
 
-Recipe (docs/tf-sampled-losses.md, section 2): look up the true and sampled rows of the weights and biases;
+Recipe (docs/tf-semantics.md, section 1): look up the true and sampled rows of the weights and biases;
 true logits `[B, T]` and sampled logits `[B, S]` (one set of samples shared by the batch); optionally add
 -FLT_MAX where a sampled id equals one of the row's labels (last occurrence only); subtract log expected
 counts; targets are 1/T on the true columns and 0 elsewhere.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from contrastive.samplers.candidate import check_in_range, log_uniform_candidate_sampler
 
 FLT_MAX = 3.4028234663852886e38
-Params = Union[torch.Tensor, Sequence[torch.Tensor]]
+Params = torch.Tensor | Sequence[torch.Tensor]
 
 
 def compute_accidental_hits(true_classes: torch.Tensor, sampled_candidates: torch.Tensor,
@@ -124,9 +125,13 @@ def resolve_sampled_values(labels: torch.Tensor, num_true: int, num_sampled: int
     s, qt, qs = (torch.as_tensor(v, device=labels.device).detach() for v in sampled_values)
     s = s.reshape(-1).long()
     check_in_range(s, n_rows, "sampled id")
-    for name, q in (("true_expected_count", qt), ("sampled_expected_count", qs)):
+    for name, q, ids in (("true_expected_count", qt, labels), ("sampled_expected_count", qs, s)):
         if q.numel() and not bool((q > 0).all()):
-            raise ValueError(f"{name} holds {float(q.min())}: expected counts must be > 0 (log 0 makes the loss NaN)")
+            at = int((q.reshape(-1) <= 0).nonzero()[0])
+            cls = int(ids.reshape(-1)[at]) if ids.numel() == q.numel() else None
+            raise ValueError(f"{name} holds {float(q.reshape(-1)[at])}" + (f" for class {cls}" if cls is not None
+                             else "") + ": its log is subtracted from the logits (log 0 makes the loss NaN); "
+                             "mask such classes (e.g. a padding id of unigram weight 0) before the loss")
     return s, qt, qs
 
 

@@ -3,16 +3,26 @@ negatives each call, and touch only the rows used (sparse gradients), so a step'
 the vocabulary size."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.losses.sampled import (_check_inputs, nce_from_logits, sampled_logits, softmax_from_logits)
-from contrastive.samplers import (LearnedUnigramCandidateSampler, fixed_unigram_candidate_sampler,
-                                  log_uniform_candidate_sampler, uniform_candidate_sampler)
+from contrastive.losses.sampled import (
+    _check_inputs,
+    nce_from_logits,
+    sampled_logits,
+    softmax_from_logits,
+)
+from contrastive.samplers import (
+    LearnedUnigramCandidateSampler,
+    fixed_unigram_candidate_sampler,
+    log_uniform_candidate_sampler,
+    uniform_candidate_sampler,
+)
 from contrastive.samplers.candidate import check_counts
 
 SAMPLERS = ("log_uniform", "uniform", "unigram", "learned_unigram")

@@ -2,7 +2,7 @@
 softmax baseline. Each owns its `[num_classes, dim]` table; `forward(inputs [B, dim], labels [B] or [B, 1])`."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ class NegativeSamplingLoss(nn.Module):
     `num_sampled` negatives per example drawn from unigram^distortion; no bias, no log-Q correction."""
 
     def __init__(self, num_classes: int, dim: int, num_sampled: int, unigrams: Sequence[float] | None = None,
-                 distortion: float = 0.75, sparse: bool = True, **_: Any) -> None:
+                 distortion: float = 0.75, sparse: bool = True) -> None:
         super().__init__()
         if num_sampled < 1:
             raise ValueError(f"num_sampled must be >= 1, got {num_sampled}")
@@ -51,10 +51,15 @@ class NegativeSamplingLoss(nn.Module):
 class FullSoftmaxLoss(nn.Module):
     """Cross-entropy over every class (dense; the baseline for small vocabularies)."""
 
-    def __init__(self, num_classes: int, dim: int, **_: Any) -> None:
+    def __init__(self, num_classes: int, dim: int, unigrams: Sequence[float] | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.out = nn.Linear(dim, num_classes)
+        if unigrams is not None:  # start from the unigram model, log p(w), as NCELoss does
+            u = torch.as_tensor(list(unigrams), dtype=torch.float64)
+            if u.shape != (num_classes,) or bool((u < 0).any()):
+                raise ValueError(f"unigrams must be {num_classes} non-negative counts, got {u.numel()}")
+            self.out.bias.data.copy_((u.clamp_min(1e-12) / u.sum()).log().float())
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.out(inputs), _labels(labels, inputs, self.num_classes))

@@ -2,8 +2,7 @@
 from contrastive.models.base import ContrastiveModule
 from contrastive.models.dual_encoder import DualEncoder
 from contrastive.models.moco import MoCo
-from contrastive.models.optim import LARS, warmup_cosine
 from contrastive.models.simclr import SimCLR
 from contrastive.models.word2vec import Word2Vec
 
-__all__ = ["ContrastiveModule", "SimCLR", "MoCo", "LARS", "warmup_cosine", "Word2Vec", "DualEncoder"]
+__all__ = ["ContrastiveModule", "DualEncoder", "MoCo", "SimCLR", "Word2Vec"]

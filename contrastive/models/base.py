@@ -2,16 +2,27 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.models.optim import warmup_cosine
+from contrastive.optim import warmup_cosine
 from contrastive.samplers.negatives import Negatives
+
+
+def first_non_finite_grad(module: nn.Module) -> str | None:
+    """The name of the first parameter whose gradient holds NaN or inf, or None; one host sync when all are
+    finite (the check is fused over every gradient)."""
+    named = [(n, p.grad.coalesce().values() if p.grad.is_sparse else p.grad)
+             for n, p in module.named_parameters() if p.grad is not None]
+    if not named or bool(torch.stack([torch.isfinite(g).all() for _, g in named]).all()):
+        return None
+    return next(n for n, g in named if not bool(torch.isfinite(g).all()))
 
 
 class ContrastiveModule(pl.LightningModule):
@@ -70,7 +81,7 @@ class ContrastiveModule(pl.LightningModule):
         extra: dict[str, Any] = {}
         if self.negatives is not None:
             neg: Negatives = self.negatives.draw(index)
-            extra = dict(negative_keys=neg.keys, negative_ids=neg.ids, negative_log_q=neg.log_q)
+            extra = {"negative_keys": neg.keys, "negative_ids": neg.ids, "negative_log_q": neg.log_q}
             if index is not None and neg.ids is not None:
                 extra["ids"] = index  # an anchor's own stored copy is not a negative
         # the loss in float32 whatever the precision: logsumexp over thousands of bf16 logits loses digits
@@ -122,11 +133,7 @@ class ContrastiveModule(pl.LightningModule):
         return True
 
     def _bad_grad(self) -> str | None:
-        for name, p in self.named_parameters():
-            if p.grad is not None and not bool(torch.isfinite(p.grad.coalesce().values() if p.grad.is_sparse
-                                                              else p.grad).all()):
-                return name
-        return None
+        return first_non_finite_grad(self)
 
     def _batch_size(self, batch: Any) -> int:
         return int(batch[0].shape[0])

@@ -3,7 +3,8 @@ objective (CLIP's symmetric loss, or InfoNCE with in-batch plus hard negatives).
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ class DualEncoder(ContrastiveModule):
 
     def __init__(self, encoder: nn.Module, objective: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  shared: bool = True, warmup_epochs: float = 1, final_lr_ratio: float = 0.0,
-                 guard: str = "stop", **_: Any) -> None:
+                 guard: str = "stop") -> None:
         super().__init__(encoder, objective, optimizer, None, warmup_epochs, final_lr_ratio, guard=guard)
         self.positive_encoder = encoder if shared else copy.deepcopy(encoder)
 

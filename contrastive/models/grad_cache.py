@@ -8,7 +8,7 @@ Parameter gradients equal the plain full-batch step. BatchNorm is the exception:
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -1,7 +1,8 @@
 """SimCLR: encoder -> projector -> contrastive objective on two views. Wiring only."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn

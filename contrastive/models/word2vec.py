@@ -12,8 +12,9 @@ from torch import nn
 
 from contrastive import distributed as D
 from contrastive.losses import NCELoss, SampledSoftmaxLoss
-from contrastive.models import hogwild
-from contrastive.models.optim import SparseSGD
+from contrastive.models.base import first_non_finite_grad
+from contrastive.optim import SparseSGD
+from contrastive.word2vec import hogwild
 
 OPTIMIZERS = ("auto", "hogwild", "sgd", "adam")
 DEFAULT_LR = {"hogwild": (0.025, 0.0001), "sgd": (0.025, 0.0001), "adam": (0.01, 0.05)}  # (lr, final ratio)
@@ -43,8 +44,10 @@ class Word2Vec(pl.LightningModule):
         nn.init.uniform_(self.embedding.weight, -0.5 / dim, 0.5 / dim)  # word2vec's initialisation
         self.objective = objective
         self.automatic_optimization = False  # hogwild and the two-optimizer adam step by hand
+        if guard not in ("stop", "skip"):
+            raise ValueError(f"guard must be 'stop' or 'skip', got {guard!r}")
         self.fit_seconds = self.compile_seconds = 0.0
-        self.method = optimizer
+        self.method, self.skipped_steps = optimizer, 0
 
     @property
     def vectors(self) -> torch.Tensor:
@@ -80,20 +83,42 @@ class Word2Vec(pl.LightningModule):
                                         opts[0].optimizer.param_groups[0]["lr"])
         else:
             loss = self.objective(self.embedding(centre), context)
-        if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.global_step} "
-                                     f"(loss term: {type(self.objective).__name__}, optimizer {self.method})")
+        bad = None if bool(torch.isfinite(loss)) else f"non-finite loss {loss.item()}"
         for o in opts:
             o.zero_grad(set_to_none=True)
-        if self.method != "hogwild":
+        if self.method != "hogwild" and bad is None:
             self.manual_backward(loss * centre.numel() if self.method == "sgd" else loss)
+            name = first_non_finite_grad(self)
+            bad = None if name is None else f"non-finite gradient in {name}"
+        if bad is not None:
+            self._skip(bad, opts)
         for o in opts:
-            o.step()  # without gradients (hogwild) a no-op that keeps the scheduler's bookkeeping in order
+            o.step()  # without gradients (hogwild, a skipped step) a no-op that keeps the bookkeeping in order
         scheds = self.lr_schedulers()
         for s in scheds if isinstance(scheds, list) else [scheds]:
             s.step()
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=centre.numel())
+        if bad is None:
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=centre.numel())
         return loss.detach()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.hparams.guard == "skip" and self.method == "hogwild":
+            # the compiled step updates the tables as it scores: a skipped step puts back this copy
+            self._saved = [p.detach().clone() for p in self.parameters()]
+
+    def _skip(self, what: str, opts: list[torch.optim.Optimizer]) -> None:
+        """Stop (guard=stop) or leave the tables as they were before this step (guard=skip), warning."""
+        msg = f"{what} at step {self.global_step} (loss term: {type(self.objective).__name__}, optimizer {self.method})"
+        if self.hparams.guard == "stop":
+            raise FloatingPointError(f"{msg}; training stopped. Lower model.lr or set guard=skip to skip such steps")
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        if self.method == "hogwild":
+            with torch.no_grad():
+                for p, saved in zip(self.parameters(), self._saved):
+                    p.copy_(saved)
+        self.skipped_steps += 1
+        warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far), the tables left as they were")
 
     def on_train_start(self) -> None:
         if self.method == "hogwild":  # compile before the clock starts: compilation is not training
@@ -128,5 +153,5 @@ class Word2Vec(pl.LightningModule):
             if dense:
                 opts.append(torch.optim.Adam(dense, lr=lr))
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        decay = lambda s: max(final, 1 - (1 - final) * s / total)  # noqa: E731
+        decay = lambda s: max(final, 1 - (1 - final) * s / total)
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in opts]

@@ -1,10 +1,26 @@
 """Candidate samplers with TensorFlow's semantics, on the device of `true_classes`."""
-from contrastive.samplers.candidate import (all_candidate_sampler, expected_count, log_uniform_candidate_sampler,
-                                            uniform_candidate_sampler)
+from contrastive.samplers.candidate import (
+                                            all_candidate_sampler,
+                                            expected_count,
+                                            log_uniform_candidate_sampler,
+                                            uniform_candidate_sampler,
+)
 from contrastive.samplers.negatives import MemoryBank, NegativeQueue, Negatives
-from contrastive.samplers.unigram import (LearnedUnigramCandidateSampler, fixed_unigram_candidate_sampler,
-                                          learned_unigram_candidate_sampler)
+from contrastive.samplers.unigram import (
+                                            LearnedUnigramCandidateSampler,
+                                            fixed_unigram_candidate_sampler,
+                                            learned_unigram_candidate_sampler,
+)
 
-__all__ = ["log_uniform_candidate_sampler", "uniform_candidate_sampler", "fixed_unigram_candidate_sampler",
-           "learned_unigram_candidate_sampler", "LearnedUnigramCandidateSampler", "all_candidate_sampler",
-           "expected_count", "NegativeQueue", "MemoryBank", "Negatives"]
+__all__ = [
+                                            "LearnedUnigramCandidateSampler",
+                                            "MemoryBank",
+                                            "NegativeQueue",
+                                            "Negatives",
+                                            "all_candidate_sampler",
+                                            "expected_count",
+                                            "fixed_unigram_candidate_sampler",
+                                            "learned_unigram_candidate_sampler",
+                                            "log_uniform_candidate_sampler",
+                                            "uniform_candidate_sampler",
+]

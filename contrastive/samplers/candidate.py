@@ -3,12 +3,12 @@
 Each returns `(sampled_candidates [S] int64, true_expected_count [B, T] float32, sampled_expected_count [S]
 float32)`. `unique=True` draws by rejection, like TF: keep a draw only if new, stop at S distinct values,
 and count every draw in `num_tries`; the expected count of an id with probability p is then
-`1 - (1 - p) ** num_tries`, or `p * S` when no draw was rejected (see docs/tf-sampled-losses.md, 6.1).
+`1 - (1 - p) ** num_tries`, or `p * S` when no draw was rejected (see docs/tf-semantics.md, section 2).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -13,7 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.samplers.candidate import log_uniform_candidate_sampler, uniform_candidate_sampler
+from contrastive.samplers.candidate import (
+    log_uniform_candidate_sampler,
+    uniform_candidate_sampler,
+)
 
 
 class Negatives(NamedTuple):
@@ -27,7 +30,7 @@ class NegativeQueue(nn.Module):
     number of negatives is fixed from the first step; new keys overwrite the oldest, wrapping around, so
     `size` need not be a multiple of the batch."""
 
-    def __init__(self, size: int, dim: int, num_items: int | None = None) -> None:
+    def __init__(self, size: int, dim: int) -> None:
         super().__init__()
         if size < 1 or dim < 1:
             raise ValueError(f"queue size and dim must be >= 1, got size={size}, dim={dim}")
@@ -39,10 +42,6 @@ class NegativeQueue(nn.Module):
     def draw(self, index: torch.Tensor | None = None) -> Negatives:
         """All queued keys (detached copies) and their dataset indices."""
         return Negatives(self.keys.clone(), self.ids.clone(), None)
-
-    def ordered(self) -> torch.Tensor:
-        """The queued keys from oldest to newest."""
-        return torch.roll(self.keys, -int(self.ptr), dims=0)
 
     @torch.no_grad()
     def update(self, keys: torch.Tensor, index: torch.Tensor | None = None) -> None:

@@ -2,13 +2,18 @@
 (counts updated from the true classes after each call; its state is a buffer saved with checkpoints)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from contrastive.samplers.candidate import Result, check_counts, check_true_classes, sample_with_probs
+from contrastive.samplers.candidate import (
+    Result,
+    check_counts,
+    check_true_classes,
+    sample_with_probs,
+)
 
 INT32_MAX = 2**31 - 1
 
@@ -73,10 +78,8 @@ def fixed_unigram_candidate_sampler(true_classes: torch.Tensor, num_true: int, n
     tc = check_true_classes(true_classes, num_true, range_max)
     w = torch.from_numpy(table).to(tc.device)
     total = torch.tensor(np.cumsum(table, dtype=np.float32)[-1], device=tc.device)  # sequential float32 sum
-    if (w[tc] == 0).any():
-        bad = int(tc[w[tc] == 0][0])
-        raise ValueError(f"true class {bad} has unigram weight 0 (reserved or zero count): its expected count "
-                         "is 0 and the loss would be NaN")
+    # a true class of weight 0 (a reserved or padding id) gets expected count 0, as in TF; the sampled losses
+    # refuse it where they would take its log
     return _table_sampler(tc, num_sampled, unique, w, total, seed)
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -23,8 +24,8 @@ class LARS(torch.optim.Optimizer):
                  weight_decay: float = 1e-6, trust_coefficient: float = 0.001, eps: float = 1e-8) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      trust_coefficient=trust_coefficient, eps=eps))
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+                                      "trust_coefficient": trust_coefficient, "eps": eps})
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -63,7 +64,7 @@ class SparseSGD(torch.optim.Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 0.025) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        super().__init__(params, dict(lr=lr))
+        super().__init__(params, {"lr": lr})
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]

@@ -28,12 +28,12 @@ except ImportError:  # the text extra installs it; hogwild_step says so when it 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no 'nnan'/'ninf': divergence must still show as inf/nan
 
 
-def _jit(**kw):  # noqa: ANN003, ANN202
+def _jit(**kw):
     return (lambda f: f) if numba is None else numba.njit(fastmath=FASTMATH, **kw)
 
 
 @_jit(inline="always")
-def _dot(a, b, d):  # noqa: ANN001, ANN202
+def _dot(a, b, d):
     z = np.float32(0.0)
     for t in range(d):
         z += a[t] * b[t]
@@ -41,19 +41,19 @@ def _dot(a, b, d):  # noqa: ANN001, ANN202
 
 
 @_jit(inline="always")
-def _axpy(g, x, y, d):  # noqa: ANN001, ANN202
+def _axpy(g, x, y, d):
     for t in range(d):  # y += g * x; a helper so the loop vectorises
         y[t] += g * x[t]
 
 
 @_jit(inline="always")
-def _draw(accept, alias):  # noqa: ANN001, ANN202
+def _draw(accept, alias):
     i = np.random.randint(0, accept.shape[0])
     return i if np.random.random() < accept[i] else alias[i]
 
 
 @_jit(parallel=True)
-def _kernel(E, W, b, centre, context, accept, alias, probs, k, unique, correct, lr, seed, chunks, loss, drawn,  # noqa: ANN001, ANN202, E501
+def _kernel(E, W, b, centre, context, accept, alias, probs, k, unique, correct, lr, seed, chunks, loss, drawn,
             tries_out):
     n, d = centre.shape[0], E.shape[1]
     size = (n + chunks - 1) // chunks
@@ -106,8 +106,8 @@ def plan(objective: nn.Module) -> dict[str, Any]:
     from contrastive.losses import NCELoss, NegativeSamplingLoss
     if isinstance(objective, NegativeSamplingLoss):
         s = objective.sampler
-        out = dict(accept=s.accept.numpy(), alias=s.alias.numpy(), probs=np.zeros(1, np.float32),
-                    bias=np.zeros(1, np.float32), unique=False, correct=False)
+        out = {"accept": s.accept.numpy(), "alias": s.alias.numpy(), "probs": np.zeros(1, np.float32),
+                    "bias": np.zeros(1, np.float32), "unique": False, "correct": False}
     elif isinstance(objective, NCELoss) and not objective.sampled_softmax and objective.num_true == 1 \
             and not objective.remove_accidental_hits and objective.sampler in ("log_uniform", "uniform", "unigram"):
         v = objective.num_classes
@@ -118,8 +118,8 @@ def plan(objective: nn.Module) -> dict[str, Any]:
         else:
             p = unigram_table(objective.unigrams, objective.distortion).astype(np.float64)  # TF's own table
         accept, alias = alias_table(p)
-        out = dict(accept=accept.astype(np.float32), alias=alias, probs=(p / p.sum()).astype(np.float32),
-                    bias=objective.bias.detach().view(-1).numpy(), unique=objective.unique, correct=True)
+        out = {"accept": accept.astype(np.float32), "alias": alias, "probs": (p / p.sum()).astype(np.float32),
+                    "bias": objective.bias.detach().view(-1).numpy(), "unique": objective.unique, "correct": True}
     else:
         what = type(objective).__name__ + (f" with sampler {objective.sampler!r}" if hasattr(objective, "sampler") else "")
         raise ValueError(f"model.optimizer=hogwild supports objective=neg_sampling and objective=nce (sampler "

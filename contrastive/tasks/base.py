@@ -1,0 +1,82 @@
+"""What every task shares: checking that each config group fits the task, and writing `eval.json`."""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import Any, ClassVar
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from contrastive.eval.report import write_json
+
+# the groups a task may leave out of its config (`<group>: null`), and the ones every task uses
+GROUPS = ("data", "encoder", "projector", "objective", "negatives", "candidates", "model", "optimizer")
+
+
+def group_class(cfg: DictConfig, group: str) -> type | None:
+    """The class a group's option builds, or None where the group is off."""
+    node = cfg.get(group)
+    if node is None:
+        return None
+    if "_target_" not in node:
+        raise ValueError(f"{group} has no _target_; choose one of {options(group)}")
+    return hydra.utils.get_class(node._target_)
+
+
+def options(group: str, classes: tuple[type, ...] | None = None) -> list[str]:
+    """The options of `group` under contrastive/conf (those building one of `classes`, if given)."""
+    found = []
+    for f in sorted(resources.files("contrastive.conf").joinpath(group).iterdir(), key=lambda p: p.name):
+        if not f.name.endswith(".yaml"):
+            continue
+        node = OmegaConf.create(f.read_text())
+        node = node.get(group) if group in node else node  # `# @package _global_` options nest it
+        target = node.get("_target_") if node is not None else None
+        if classes is None or (target and issubclass(hydra.utils.get_class(target), classes)):
+            found.append(f.name[:-5])
+    return found
+
+
+class Task:
+    """A kind of training run. `uses` maps each config group the task needs to the classes it accepts;
+    `build(cfg)` returns `{datamodule, model, ...reference copies}`; `evaluate(cfg, objects, trainer)` scores
+    them and writes `eval.json`."""
+
+    name = "task"
+    uses: ClassVar[dict[str, tuple[type, ...]]] = {}
+    optional: ClassVar[tuple[str, ...]] = ()  # groups the task can use or leave off
+
+    def check(self, cfg: DictConfig) -> None:
+        """Fail before anything is built when a group is set that this task would ignore, or holds an option
+        of the wrong kind; the message names the options that would be valid."""
+        for group in GROUPS:
+            cls = group_class(cfg, group) if group != "candidates" else None
+            if group not in self.uses:
+                if cfg.get(group) is not None:
+                    off = "none" if "none" in options(group) else "null"
+                    raise ValueError(f"{group} is set, but task={self.name} does not use it (it would be ignored); "
+                                     f"remove it (or choose {group}={off})")
+                continue
+            if cfg.get(group) is None:
+                if group not in self.optional:
+                    raise ValueError(f"task={self.name} needs {group}: one of {options(group, self.uses[group])}")
+                continue
+            if cls is not None and not issubclass(cls, self.uses[group]):
+                raise ValueError(f"{group}: {cls.__name__} does not fit task={self.name}; choose one of "
+                                 f"{options(group, self.uses[group])}")
+
+    def build(self, cfg: DictConfig) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def report(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, Any], **extra: Any) -> None:
+        """Write `eval.json` (metrics plus `extra`) in the run directory and log the numbers as `eval/*`."""
+        write_json(os.path.join(cfg.output_dir, "eval.json"), {**metrics, **extra})
+        numbers = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+        for lg in trainer.loggers:
+            lg.log_metrics(numbers, step=trainer.global_step)

@@ -1,0 +1,76 @@
+"""Contrastive pretraining of an image encoder (SimCLR, MoCo), evaluated by k-NN on frozen features."""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, ClassVar
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+
+from contrastive.data.base import ViewDataModule
+from contrastive.encoders import DigitsCNN, MLPHead, ResNet
+from contrastive.eval.report import (
+    evaluate_encoders,
+    format_table,
+    plot_embedding,
+    plot_loss,
+)
+from contrastive.losses import ClipLoss, InfoNCE, NTXent
+from contrastive.models import MoCo, SimCLR
+from contrastive.samplers import MemoryBank, NegativeQueue
+from contrastive.tasks.base import Task, options
+
+
+class ImageTask(Task):
+    """Data module, encoder (and its untrained copy), projector, objective, optional negative source, model."""
+
+    name = "image"
+    uses: ClassVar[dict[str, tuple[type, ...]]] = {
+        "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet), "projector": (MLPHead,),
+        "objective": (InfoNCE, NTXent), "negatives": (NegativeQueue, MemoryBank), "model": (SimCLR, MoCo),
+        "optimizer": (object,)}
+    optional: ClassVar[tuple[str, ...]] = ("negatives",)
+
+    def check(self, cfg: DictConfig) -> None:
+        super().check(cfg)
+        if cfg.get("negatives") is None and cfg.get("num_negatives") is not None:
+            raise ValueError(f"num_negatives={cfg.num_negatives} has no effect without a negative source: the "
+                             "in-batch negatives are the rest of the batch (data.batch_size); add "
+                             f"negatives={'|'.join(options('negatives', (NegativeQueue, MemoryBank)))}")
+        if cfg.get("negatives") is not None and issubclass(hydra.utils.get_class(cfg.objective._target_), ClipLoss):
+            raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
+                             "negatives=queue|memory_bank, or negatives=none")
+
+    def build(self, cfg: DictConfig) -> dict[str, Any]:
+        datamodule = hydra.utils.instantiate(cfg.data)
+        encoder = hydra.utils.instantiate(cfg.encoder)
+        random_init = copy.deepcopy(encoder)
+        projector = hydra.utils.instantiate(cfg.projector, in_dim=encoder.out_dim)
+        negatives = None
+        if cfg.get("negatives") is not None:
+            make = hydra.utils.instantiate(cfg.negatives, dim=cfg.projector.out_dim)
+            # a memory bank holds one slot per dataset item: its size comes from the data
+            negatives = make(num_items=datamodule.num_items()) if make.func is MemoryBank else make()
+        model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector,
+                                        objective=hydra.utils.instantiate(cfg.objective),
+                                        optimizer=hydra.utils.instantiate(cfg.optimizer), negatives=negatives,
+                                        guard=cfg.guard)
+        return {"datamodule": datamodule, "model": model, "random_init": random_init}
+
+    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+        """k-NN of the trained and untrained encoders and raw pixels; writes eval.json and the plots."""
+        dm, model = objects["datamodule"], objects["model"]
+        dm.setup("test")
+        gpu = torch.cuda.is_available() and cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto")
+        metrics, feats = evaluate_encoders({"trained": model.encoder, "random_init": objects["random_init"]},
+                                           dm, seed=cfg.seed, device="cuda" if gpu else "cpu")
+        print("\nk-NN top-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws)")
+        print(format_table(metrics))
+        self.report(cfg, trainer, metrics)
+        plot_embedding(feats["trained"][2], feats["trained"][3], os.path.join(cfg.output_dir, "embedding.png"),
+                       "test-split embeddings of the trained encoder (t-SNE)")
+        plot_loss(os.path.join(cfg.output_dir, "logs", "metrics.csv"), os.path.join(cfg.output_dir, "loss.png"))
+        return metrics

@@ -1,0 +1,112 @@
+"""A dual encoder on text pairs (CLIP's symmetric loss or InfoNCE), optionally starting from word2vec vectors
+trained on the same texts; evaluated by held-out retrieval and the Lee similarity scores, beside TF-IDF."""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, ClassVar
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+
+from contrastive.data import SkipGramDataModule, TextPairDataModule
+from contrastive.data.corpus import tokenize
+from contrastive.encoders import BagOfTokens, TransformerText
+from contrastive.encoders.text import init_tokens
+from contrastive.losses import InfoNCE
+from contrastive.models import DualEncoder
+from contrastive.tasks.base import Task
+from contrastive.word2vec.pretrain import train_word_vectors
+
+
+def word_vectors(sentences: list[list[str]], dim: int, epochs: int, window: int = 5, negatives: int = 5,
+                 min_count: int = 2, seed: int = 0) -> tuple[list[str], torch.Tensor]:
+    """`(words, vectors [len(words), dim])`: skip-gram with negative sampling on `sentences`."""
+    # the compiled step updates pair by pair: the batch is only the work per call
+    dm = SkipGramDataModule(sentences, min_count=min_count, window=window, batch_size=1024, shuffle_seed=seed)
+    dm.setup()
+    vectors = train_word_vectors(dm.epoch_batches, dm.counts.tolist(), dm.batches_per_epoch, dim, epochs,
+                                 negatives, seed=seed)
+    return dm.words, vectors
+
+
+class TextPairsTask(Task):
+    """Text pairs, a text encoder (IDF-weighted from the training texts where it weighs tokens), the dual
+    encoder; `word_vectors.epochs > 0` first trains word2vec on the training texts and starts the encoder's
+    token vectors there."""
+
+    name = "text_pairs"
+    uses: ClassVar[dict[str, tuple[type, ...]]] = {
+        "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText), "objective": (InfoNCE,),
+        "model": (DualEncoder,), "optimizer": (object,)}
+
+    def __init__(self, word_vectors: dict[str, int] | None = None) -> None:
+        opts = {"epochs": 0, "window": 5, "negatives": 5, "min_count": 2, **(word_vectors or {})}
+        unknown = sorted(set(opts) - {"epochs", "window", "negatives", "min_count"})
+        if unknown:
+            raise ValueError(f"unknown task.word_vectors option(s) {unknown}; valid: epochs, window, negatives, "
+                             "min_count")
+        self.word_vectors = opts
+
+    def check(self, cfg: DictConfig) -> None:
+        super().check(cfg)
+        if cfg.get("num_negatives") is not None:
+            raise ValueError(f"num_negatives={cfg.num_negatives} has no effect on text pairs: the negatives are "
+                             "the rest of the batch (data.batch_size) and the file's `negative` column")
+
+    def build(self, cfg: DictConfig) -> dict[str, Any]:
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.setup("fit")
+        weighs_tokens = issubclass(hydra.utils.get_class(cfg.encoder._target_), BagOfTokens)
+        # the bag of tokens weighs each token by its IDF over the training texts
+        encoder = hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
+        out = {"datamodule": datamodule, "random_init": copy.deepcopy(encoder)}
+        if self.word_vectors["epochs"]:
+            self.init_word_vectors(encoder, datamodule, cfg.seed)
+            out["word2vec_init"] = copy.deepcopy(encoder)
+        out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(
+            cfg.objective), optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
+        return out
+
+    def init_word_vectors(self, encoder: torch.nn.Module, dm: TextPairDataModule, seed: int) -> None:
+        """Train word2vec on the data module's training texts and start the encoder's word tokens there."""
+        o = self.word_vectors
+        t = time.perf_counter()
+        words, vectors = word_vectors([tokenize(x) for x in dm.train_texts], encoder.token_table.shape[1],
+                                      o["epochs"], o["window"], o["negatives"], o["min_count"], seed=seed)
+        init_tokens(encoder, torch.tensor([dm.tokenizer.token_id(w) for w in words]), vectors)
+        print(f"word vectors: {len(words):,} words trained for {o['epochs']} epochs in {time.perf_counter() - t:.1f} s")
+
+    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+        """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders and TF-IDF."""
+        from contrastive.embed import embed_texts
+        from contrastive.eval.retrieval import (
+            lee_pearson,
+            retrieval_metrics,
+            tfidf_embed,
+        )
+        dm, model = objects["datamodule"], objects["model"]
+        anchors, positives = [p["anchor"] for p in dm.heldout], [p["positive"] for p in dm.heldout]
+
+        def embedder(module: torch.nn.Module) -> Any:
+            module.eval()
+            return lambda texts: embed_texts(lambda ids: module(ids.to(model.device)), dm, texts)
+
+        metrics: dict[str, Any] = {"heldout_pairs": len(anchors)}
+        metrics.update(retrieval_metrics(embedder(model.encoder)(anchors),
+                                         embedder(model.positive_encoder)(positives)))
+        metrics["lee_pearson"] = lee_pearson(embedder(model.encoder))
+        # untrained, and after the word2vec stage before the pairs (what the word vectors alone give)
+        for suffix in ("_random_init", "_word2vec_init"):
+            if suffix[1:] in objects:
+                embed = embedder(objects[suffix[1:]].to(model.device))
+                metrics.update(retrieval_metrics(embed(anchors), embed(positives), suffix=suffix))
+                metrics[f"lee_pearson{suffix}"] = lee_pearson(embed)
+        fit = [t for p in dm.train_pairs for t in (p["anchor"], p["positive"])]
+        metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
+        metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
+        print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        self.report(cfg, trainer, metrics)
+        return metrics

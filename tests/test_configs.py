@@ -1,0 +1,116 @@
+"""Every option of every config group composes and builds; an option that a task would ignore is an error that
+names what would be valid, before anything runs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from contrastive.train import build
+from tests.conftest import make_cfg
+
+CONF = resources.files("contrastive.conf")
+GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and not d.name.startswith("_"))
+OPTIONS = [(g, f.name[:-5]) for g in GROUPS for f in sorted(CONF.joinpath(g).iterdir(), key=lambda p: p.name)
+           if f.name.endswith(".yaml")]
+# where an option of a group can be used: the default image run, word2vec on the small Lee corpus, text pairs
+BASES = [[], ["experiment=word2vec_wiki", "data=lee"], ["experiment=word2vec_wiki", "data=lee", "candidates=none"],
+         ["experiment=text_pairs_wiki", "task.word_vectors.epochs=0"]]  # word2vec pretraining is tested elsewhere
+FILES = ["data.root=missing", "data.corpus=missing.txt"]  # options that name files: constructed, not set up
+NO_GPU = {("trainer", "gpu"), ("trainer", "ddp")}
+
+
+def compose_for(tmp_path, group: str, option: str):
+    """The option composed onto the first base run whose task accepts it."""
+    errors = []
+    for base in BASES:
+        extra = FILES[:1] if "cifar10" in option or option == "image_folder" else FILES[1:] if option == "text_file" else []
+        if option == "text_pairs_wiki":
+            extra = ["task.word_vectors.epochs=0"]
+        cfg = make_cfg(tmp_path, [*base, f"{group}={option}", *extra])
+        try:
+            instantiate(cfg.task).check(cfg)
+            return cfg
+        except ValueError as e:
+            errors.append(str(e))
+    raise AssertionError(f"{group}={option} fits no base run: {errors}")
+
+
+def test_every_group_is_covered():
+    assert {"task", "data", "encoder", "projector", "objective", "negatives", "candidates", "model", "optimizer",
+            "trainer", "logger", "experiment"} <= set(GROUPS)
+
+
+@pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_instantiates(tmp_path, group, option):
+    cfg = compose_for(tmp_path, group, option)
+    if group in ("model", "task", "experiment"):
+        objects = build(cfg)  # the whole run's objects, as training would build them
+        assert isinstance(objects["model"], torch.nn.Module)
+        return
+    node = cfg.get(group)
+    if node is None:  # the option that turns the group off
+        assert option == "none"
+    elif group == "candidates":  # no class of its own: the sampled objective reads it
+        cfg = make_cfg(tmp_path, ["experiment=word2vec_wiki", "data=lee", f"candidates={option}", "objective=nce"])
+        made = instantiate(cfg.objective, num_classes=50, dim=4, unigrams=[1.0] * 50)
+        assert made.sampler == option
+    elif (group, option) in NO_GPU and not torch.cuda.is_available():
+        assert node.accelerator == "gpu"
+    elif group == "logger":
+        assert all(instantiate(c) is not None for c in node.values())
+    elif group == "objective" and "num_classes" in list(node.keys()):
+        made = instantiate(node, num_classes=50, dim=4, unigrams=[1.0] * 50)
+        assert made(torch.randn(3, 4), torch.tensor([1, 2, 3])).isfinite()
+    elif group == "negatives":
+        make = instantiate(node, dim=4)
+        assert make(num_items=cfg.num_negatives) if option == "memory_bank" else make()
+    elif group == "projector":
+        assert instantiate(node, in_dim=8)(torch.randn(2, 8)).shape[0] == 2
+    elif group == "optimizer":
+        assert instantiate(node)([torch.nn.Parameter(torch.zeros(2))]).param_groups
+    elif group == "trainer":
+        assert instantiate(node, logger=False).max_epochs == node.max_epochs
+    else:
+        assert instantiate(node) is not None
+
+
+@pytest.mark.slow
+def test_cli_prints_a_composed_job(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "contrastive.train", "negatives=memory_bank", "--cfg", "job"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert OmegaConf.create(r.stdout).negatives._target_ == "contrastive.samplers.MemoryBank"
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["objective=infonce", "candidates=log_uniform"], r"candidates is set, but task=image does not use it"),
+    (["num_negatives=64"], r"num_negatives=64 has no effect .* negatives=memory_bank\|queue"),
+    (["objective=nce"], r"objective: NCELoss does not fit task=image; choose one of \['clip', 'infonce', 'ntxent'\]"),
+    (["objective=clip", "negatives=queue"], r"objective=clip uses in-batch negatives only"),
+    (["experiment=word2vec_wiki", "negatives=queue"], r"negatives is set, but task=word2vec does not use it"),
+    (["experiment=word2vec_wiki", "objective=neg_sampling"], (r"candidates=log_uniform has no effect: "
+                                                             r"NegativeSamplingLoss draws")),
+    (["experiment=word2vec_wiki", "candidates=none"], (r"NCELoss draws its negatives with a candidate sampler: "
+                                                      r"choose candidates=learned_unigram\|log_uniform")),
+    (["experiment=word2vec_wiki", "encoder=digits_cnn"], r"encoder is set, but task=word2vec does not use it"),
+    (["experiment=text_pairs_wiki", "num_negatives=8"], r"num_negatives=8 has no effect on text pairs"),
+    (["experiment=text_pairs_wiki", "model=simclr"], (r"model: SimCLR does not fit task=text_pairs; choose one "
+                                                     r"of \['dual_encoder'\]")),
+])
+def test_an_option_the_task_would_ignore_fails_before_anything_runs(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        build(make_cfg(tmp_path, overrides))
+
+
+@pytest.mark.parametrize("overrides", [["experiment=word2vec_wiki", "optimizer.lr=0.1"],
+                                       ["task.compare_gensim=true"], ["experiment=word2vec_wiki", "encoder.width=8"]])
+def test_options_of_groups_a_task_leaves_out_do_not_compose(tmp_path, overrides):
+    with pytest.raises(ConfigCompositionException):
+        make_cfg(tmp_path, overrides)
