@@ -1,11 +1,13 @@
 """The Hydra entry point: `contrastive-train [overrides]`. `train(cfg)` is a plain function."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from contrastive.reliability import (
@@ -26,6 +28,20 @@ def check_output_dir(path: str) -> None:
     except OSError as e:
         raise OSError(f"output directory {path} is not writable ({e}); set output_dir=... or "
                       "hydra.run.dir=... to a writable folder") from e
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    """Values Hydra accepts but training cannot use: fail naming the key before anything is built."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise TypeError(f"seed must be an integer, got {cfg.seed!r}")
+    accelerator = cfg.trainer.get("accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.accelerator={accelerator} needs a CUDA GPU and none is visible; use trainer=cpu, "
+                         "or trainer=ddp_cpu for several processes on the CPU")
+    for key in ("optimizer.lr", "model.lr"):
+        lr = OmegaConf.select(cfg, key)
+        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"{key} must be a positive finite number, got {lr!r}")
 
 
 def resume_path(cfg: DictConfig) -> str | None:
@@ -70,6 +86,7 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Pretrain as configured, then evaluate; returns `(metrics, objects)`."""
+    check_run_options(cfg)
     check_output_dir(cfg.output_dir)
     ckpt = resume_path(cfg)
     pl.seed_everything(cfg.seed, workers=True)

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from contrastive.data.device_augment import DeviceSimCLRAugment
-from contrastive.data.transforms import SimCLRTransform, TwoViews
+from contrastive.data.images.device_augment import DeviceSimCLRAugment
+from contrastive.data.images.transforms import SimCLRTransform, TwoViews
 from contrastive.encoders import MLPHead, ResNet
 from contrastive.losses import nt_xent
 

@@ -16,7 +16,7 @@ import numpy as np
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
-from contrastive.data.corpus import load_corpus
+from contrastive.data.text.corpus import load_corpus
 from contrastive.eval.words import gensim_baseline, word_metrics
 from contrastive.train import train
 
@@ -80,7 +80,7 @@ def main() -> None:
     if a.zipf_tokens:
         path = os.path.join(tempfile.mkdtemp(), "zipf.txt")
         zipf_corpus(path, a.zipf_tokens)
-        from contrastive.data.corpus import read_text_file
+        from contrastive.data.text.corpus import read_text_file
         zipf = {"ours, NCE (5), hogwild": ours(nce, a, corpus=path, epochs=1, evaluate=False),
                 "ours, negative sampling (5), hogwild": ours(ns, a, corpus=path, epochs=1, evaluate=False)}
         _, _, g = gensim_baseline(read_text_file(path), a.dim, a.window, 5, 5, 1, 1e-3, 0, workers=2)

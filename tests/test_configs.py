@@ -57,10 +57,10 @@ def test_option_composes_and_instantiates(tmp_path, group, option):
     node = cfg.get(group)
     if node is None:  # the option that turns the group off
         assert option == "none"
-    elif group == "candidates":  # no class of its own: the sampled objective reads it
-        cfg = make_cfg(tmp_path, ["experiment=word2vec_wiki", "data=lee", f"candidates={option}", "objective=nce"])
-        made = instantiate(cfg.objective, num_classes=50, dim=4, unigrams=[1.0] * 50)
-        assert made.sampler == option
+    elif group == "candidates":  # built over a vocabulary by the word2vec task
+        extra = {"unigrams": [1.0] * 50} if option == "unigram" else {}
+        sampler = instantiate(node)(range_max=50, num_sampled=cfg.num_negatives, **extra)
+        assert sampler.sample(torch.tensor([[3], [4]]))[0].shape == (cfg.num_negatives,)
     elif (group, option) in NO_GPU and not torch.cuda.is_available():
         assert node.accelerator == "gpu"
     elif group == "logger":
@@ -95,7 +95,7 @@ def test_cli_prints_a_composed_job(tmp_path):
     (["objective=nce"], r"objective: NCELoss does not fit task=image; choose one of \['clip', 'infonce', 'ntxent'\]"),
     (["objective=clip", "negatives=queue"], r"objective=clip uses in-batch negatives only"),
     (["experiment=word2vec_wiki", "negatives=queue"], r"negatives is set, but task=word2vec does not use it"),
-    (["experiment=word2vec_wiki", "objective=neg_sampling"], (r"candidates=log_uniform has no effect: "
+    (["experiment=word2vec_wiki", "objective=neg_sampling"], (r"candidates \(LogUniformSampler\) has no effect: "
                                                              r"NegativeSamplingLoss draws")),
     (["experiment=word2vec_wiki", "candidates=none"], (r"NCELoss draws its negatives with a candidate sampler: "
                                                       r"choose candidates=learned_unigram\|log_uniform")),

@@ -9,8 +9,12 @@ import torch
 from PIL import Image
 
 from contrastive.data import Cifar10DataModule, DigitsDataModule, ImageFolderDataModule
-from contrastive.data.batch_augment import digit_views, random_affine, random_erase
-from contrastive.data.cifar10 import FOLDER
+from contrastive.data.images.cifar10 import FOLDER
+from contrastive.data.images.digit_augment import (
+    digit_views,
+    random_affine,
+    random_erase,
+)
 
 
 def write_cifar(root, n_train_per_batch=8, n_test=6):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from contrastive.data import Cifar10DataModule
-from contrastive.data.device_augment import (
+from contrastive.data.images.device_augment import (
     DeviceSimCLRAugment,
     color_jitter,
     crop_boxes,

@@ -11,8 +11,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from contrastive.data.image_folder import ImageFolderDataModule, load_rgb
-from contrastive.data.text_pairs import read_pairs
+from contrastive.data.images.image_folder import ImageFolderDataModule, load_rgb
+from contrastive.data.text.text_pairs import read_pairs
 from contrastive.eval.knn import embed
 from contrastive.models import SimCLR
 from contrastive.safe_config import load_run_config
@@ -147,3 +147,36 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     got = np.asarray(load_rgb(str(tmp_path / "g16.png")))
     assert got.shape == (32, 32, 3) and (got == 255).mean() < 0.01
     assert np.abs(got[..., 0].astype(float) - ramp / 257).max() <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("overrides, err, match", [
+    (["seed=abc"], TypeError, r"seed must be an integer, got 'abc'"),
+    (["optimizer.lr=nan"], ValueError, r"optimizer.lr must be a positive finite number, got nan"),
+    (["optimizer=lars", "optimizer.lr=inf"], ValueError, r"optimizer.lr must be a positive finite number, got inf"),
+    (["experiment=word2vec_wiki", "model.lr=-1"], ValueError, r"model.lr must be a positive finite number"),
+])
+def test_values_hydra_accepts_but_training_cannot_use_are_named(tmp_path, overrides, err, match):
+    with pytest.raises(err, match=match):
+        train(make_cfg(tmp_path, overrides))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_gpu_trainer_without_a_gpu_points_to_the_cpu_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"needs a CUDA GPU and none is visible; use trainer=cpu, or trainer=ddp_cpu"):
+        train(make_cfg(tmp_path, ["trainer=ddp"]))
+
+
+def test_non_finite_metrics_are_written_as_null(tmp_path):
+    import json
+
+    from contrastive.eval.report import write_json
+    with pytest.warns(UserWarning, match=r"metric lee_pearson is nan; written as null"):
+        write_json(str(tmp_path / "eval.json"), {"lee_pearson": float("nan"), "mrr": 0.5, "rows": [float("inf")]})
+    assert json.loads((tmp_path / "eval.json").read_text()) == {"lee_pearson": None, "mrr": 0.5, "rows": [None]}
+
+
+def test_guard_stop_says_when_no_checkpoint_exists_yet(tmp_path, monkeypatch):
+    from contrastive.losses import NTXent
+    monkeypatch.setattr(NTXent, "forward", lambda self, *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(FloatingPointError, match="no checkpoint was written yet"):
+        train(make_cfg(tmp_path, ["evaluate=false"]))

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from contrastive.data.device_augment import DeviceSimCLRAugment
+from contrastive.data.images.device_augment import DeviceSimCLRAugment
 from contrastive.losses import (
     NCELoss,
     SampledSoftmaxLoss,

@@ -9,10 +9,17 @@ import torch.nn.functional as F
 from scipy.stats import chisquare
 
 from contrastive.losses import (
+    FullSoftmaxLoss,
     NCELoss,
     NegativeSamplingLoss,
     SampledSoftmaxLoss,
     nce_loss,
+)
+from contrastive.samplers import (
+    LearnedUnigramSampler,
+    LogUniformSampler,
+    UniformSampler,
+    UnigramSampler,
 )
 from contrastive.samplers.candidate import expected_count, log_uniform_probs
 from contrastive.word2vec.hogwild import hogwild_step, plan
@@ -35,7 +42,9 @@ def one_pair(obj, seed):
 
 @pytest.mark.parametrize("sampler", ["log_uniform", "uniform", "unigram"])
 def test_nce_pair_update_equals_autograd_sgd_on_tf_nce_loss(sampler):
-    obj = NCELoss(V, D, 5, sampler=sampler, unigrams=COUNTS, distortion=0.75)
+    make = {"log_uniform": LogUniformSampler, "uniform": UniformSampler,
+            "unigram": lambda v, k: UnigramSampler(v, k, COUNTS, distortion=0.75)}[sampler]
+    obj = NCELoss(V, D, 5, sampler=make(V, 5), unigrams=COUNTS)
     (E0, W0, b0), (E1, W1, b1), loss, neg, tries = one_pair(obj, 0)
     assert len(set(neg.tolist())) == 5 and tries >= 5  # unique draws
     p = {"log_uniform": log_uniform_probs(torch.arange(V), V), "uniform": torch.full((V,), 1 / V),
@@ -108,10 +117,12 @@ def test_one_thread_repeats_and_unsupported_objectives_are_named():
         centre, context = torch.randint(0, V, (500,)), torch.randint(0, V, (500, 1))
         runs.append((hogwild_step(E, obj, centre, context, 0.05, threads=1), E))
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
-    with pytest.raises(ValueError, match="not SampledSoftmaxLoss with sampler 'log_uniform'"):
+    with pytest.raises(ValueError, match="SampledSoftmaxLoss: the per-pair step runs NCE"):
         plan(SampledSoftmaxLoss(V, D, 5))
-    with pytest.raises(ValueError, match="learned_unigram"):
-        plan(NCELoss(V, D, 5, sampler="learned_unigram"))
+    with pytest.raises(ValueError, match="learned unigram distribution changes"):
+        plan(NCELoss(V, D, 5, sampler=LearnedUnigramSampler(V, 5)))
+    with pytest.raises(ValueError, match="FullSoftmaxLoss has no per-pair plan"):
+        plan(FullSoftmaxLoss(V, D))
 
 
 def test_out_of_range_ids_are_refused_before_the_compiled_loop():

@@ -14,6 +14,7 @@ from contrastive.losses import (
     sampled_softmax_loss,
 )
 from contrastive.losses.sampled import FLT_MAX, sampled_logits
+from contrastive.samplers import LogUniformSampler
 from tests.conftest import make_cfg
 
 
@@ -121,8 +122,10 @@ def test_module_seed_repeats_and_full_eval_loss():
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"num_sampled": 200}, "num_sampled=200.*range_max=100"),
-    ({"sampler": "zipf"}, "'zipf'"),
-    ({"sampler": "unigram"}, "needs unigrams"),
+    ({"sampler": LogUniformSampler(100, 5)}, ("the sampler draws 5 of 100 ids for num_true=1, but the loss has "
+                                             "num_classes=100, num_sampled=8")),
+    ({"sampler": LogUniformSampler(100, 8), "seed": 1}, "give a sampler its own seed"),
+    ({"unigrams": [1.0] * 5}, "unigrams must hold num_classes=100 counts, got 5"),
     ({"reduction": "avg"}, "'avg'"),
 ])
 def test_module_validates_in_init(kwargs, match):
@@ -133,23 +136,25 @@ def test_module_validates_in_init(kwargs, match):
 @pytest.mark.parametrize("objective", ["nce", "sampled_softmax"])
 @pytest.mark.parametrize("sampler", ["log_uniform", "uniform", "unigram", "learned_unigram"])
 def test_objective_and_sampler_configs(tmp_path, objective, sampler):
-    cfg = make_cfg(tmp_path, [f"objective={objective}", f"candidates={sampler}", "num_negatives=16",
-                              "objective.num_classes=100", "objective.dim=8"])
+    cfg = make_cfg(tmp_path, ["experiment=word2vec_wiki", f"objective={objective}", f"candidates={sampler}",
+                              "num_negatives=16"])
     extra = {"unigrams": list(range(100, 0, -1))} if sampler == "unigram" else {}
-    m = instantiate(cfg.objective, **extra)
-    assert m.num_sampled == 16 and m.sampler == sampler
+    candidates = instantiate(cfg.candidates)(range_max=100, num_sampled=16, **extra)
+    m = instantiate(cfg.objective, num_classes=100, dim=8, sampler=candidates)
+    assert m.num_sampled == 16 and m.sampler is candidates and candidates.unique
+    assert type(candidates).__name__ == {"log_uniform": "LogUniformSampler", "uniform": "UniformSampler",
+                                         "unigram": "UnigramSampler", "learned_unigram": "LearnedUnigramSampler"}[sampler]
     if sampler == "unigram":
-        assert m.distortion == 0.75
+        assert candidates.distortion == 0.75
     loss = m(torch.randn(8, 8), torch.randint(0, 100, (8,)))
     loss.backward()
     assert torch.isfinite(loss)
 
 
 def test_num_negatives_larger_than_vocabulary_fails_fast(tmp_path):
-    cfg = make_cfg(tmp_path, ["objective=nce", "candidates=log_uniform", "num_negatives=4096",
-                              "objective.num_classes=100", "objective.dim=8"])
-    with pytest.raises(Exception, match="num_sampled=4096"):
-        instantiate(cfg.objective)
+    cfg = make_cfg(tmp_path, ["experiment=word2vec_wiki", "candidates=log_uniform", "num_negatives=4096"])
+    with pytest.raises(ValueError, match="num_sampled=4096"):
+        instantiate(cfg.candidates)(range_max=100, num_sampled=cfg.num_negatives)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -6,7 +6,11 @@ import json
 import pytest
 import torch
 
-from contrastive.data.text_pairs import HashingTokenizer, TextPairDataModule, read_pairs
+from contrastive.data.text.text_pairs import (
+    HashingTokenizer,
+    TextPairDataModule,
+    read_pairs,
+)
 from contrastive.eval.retrieval import retrieval_metrics
 from contrastive.train import train
 from tests.conftest import make_cfg
@@ -87,7 +91,7 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
 
 
 def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
-    from contrastive.data.text_pairs import CropPairs, read_text_lines
+    from contrastive.data.text.text_pairs import CropPairs, read_text_lines
     text = " ".join(f"w{i}" for i in range(100))
     crops = CropPairs([text, "a b c d e f g h i j"], per_text=2, first_id=10, seed=0)
     assert len(crops) == 4

@@ -6,8 +6,12 @@ import json
 import pytest
 import torch
 
-from contrastive.data.corpus import read_text_file, tokenize
-from contrastive.data.skipgram import SkipGramDataModule, build_vocab, skipgram_pairs
+from contrastive.data.text.corpus import read_text_file, tokenize
+from contrastive.data.text.skipgram import (
+    SkipGramDataModule,
+    build_vocab,
+    skipgram_pairs,
+)
 from contrastive.eval.words import analogy_accuracy, similarity_spearman
 from contrastive.train import train
 from tests.conftest import make_cfg
@@ -132,7 +136,7 @@ def test_sparse_sgd_equals_dense_sgd_with_repeated_rows():
 def test_word2vec_rejects_unknown_optimizer(tmp_path):
     with pytest.raises(Exception, match="model.optimizer must be one of .*'adam'.*, got 'rmsprop'"):
         train(make_cfg(tmp_path, W2V + ["model.optimizer=rmsprop"], fast=False))
-    with pytest.raises(Exception, match="hogwild supports .* not FullSoftmaxLoss"):
+    with pytest.raises(Exception, match="hogwild supports .* FullSoftmaxLoss has no per-pair plan"):
         train(make_cfg(tmp_path, W2V + ["objective=full_softmax", "candidates=none", "model.optimizer=hogwild"], fast=False))
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -44,11 +46,23 @@ def format_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def finite_or_none(data: Any, where: str = "") -> Any:
+    """`data` with every NaN or infinite float replaced by None (JSON has no NaN), warning with the keys."""
+    if isinstance(data, dict):
+        return {k: finite_or_none(v, f"{where}{k}.") for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(v, where) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        warnings.warn(f"metric {where.rstrip('.')} is {data}; written as null")
+        return None
+    return data
+
+
 def write_json(path: str, data: dict[str, Any]) -> None:
-    """Write `data` as indented JSON, atomically."""
+    """Write `data` as indented JSON (strict: a non-finite number becomes null, with a warning), atomically."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
+        json.dump(finite_or_none(data), f, indent=2, sort_keys=True, allow_nan=False)
     os.replace(tmp, path)
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contrastive.gensim_files import LEE_DOCS, LEE_SCORES, gensim_path
+
 
 def retrieval_metrics(queries: torch.Tensor, docs: torch.Tensor, prefix: str = "", suffix: str = "") -> dict[str, float]:
     """Query i's relevant document is document i: recall@1/5/10 and MRR over all documents (cosine)."""
@@ -27,10 +29,9 @@ def tfidf_embed(fit_texts: list[str], texts: list[str]) -> torch.Tensor:
 def lee_pearson(embed: Callable[[list[str]], torch.Tensor]) -> float:
     """Pearson correlation of cosine similarity with the mean human scores of the 50 Lee documents (upper
     triangle of gensim's `similarities0-1.txt`)."""
-    from contrastive.data.corpus import gensim_path
-    with open(gensim_path("lee.cor"), encoding="utf-8", errors="replace") as f:
+    with open(gensim_path(LEE_DOCS), encoding="utf-8", errors="replace") as f:
         docs = [line.strip() for line in f if line.strip()]
-    human = np.loadtxt(gensim_path("similarities0-1.txt"))
+    human = np.loadtxt(gensim_path(LEE_SCORES))
     v = F.normalize(embed(docs).float(), dim=1)
     cos = (v @ v.T).numpy()
     iu = np.triu_indices(len(docs), 1)

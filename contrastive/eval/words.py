@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
+from contrastive.gensim_files import ANALOGIES, SIMLEX999, WORDSIM353, gensim_path
+
 
 def read_pairs(path: str) -> list[tuple[str, str, float]]:
     """`word1<TAB>word2<TAB>score` lines (comments start with #)."""
@@ -72,11 +74,10 @@ def write_word2vec(path: str, words: list[str], vectors: torch.Tensor) -> None:
 
 def word_metrics(vectors: torch.Tensor, words: list[str], prefix: str = "") -> dict[str, float]:
     """wordsim353 / simlex999 Spearman and analogy accuracy with the files shipped in gensim."""
-    from contrastive.data.corpus import gensim_path
     index = {w: i for i, w in enumerate(words)}
-    ws, ws_cov = similarity_spearman(vectors, index, gensim_path("wordsim353.tsv"))
-    sl, sl_cov = similarity_spearman(vectors, index, gensim_path("simlex999.txt"))
-    acc, cov = analogy_accuracy(vectors, index, gensim_path("questions-words.txt"))
+    ws, ws_cov = similarity_spearman(vectors, index, gensim_path(WORDSIM353))
+    sl, sl_cov = similarity_spearman(vectors, index, gensim_path(SIMLEX999))
+    acc, cov = analogy_accuracy(vectors, index, gensim_path(ANALOGIES))
     return {f"{prefix}wordsim353_spearman": ws, f"{prefix}wordsim353_coverage": ws_cov,
             f"{prefix}simlex999_spearman": sl, f"{prefix}simlex999_coverage": sl_cov,
             f"{prefix}analogy_accuracy": acc, f"{prefix}analogy_coverage": cov}

@@ -108,10 +108,11 @@ class ClipLoss(InfoNCE):
         super().__init__(temperature, learnable_temperature, "unpaired", gather, tile_size)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None,  # type: ignore[override]
-                negative_keys: torch.Tensor | None = None, extra_negatives: torch.Tensor | None = None,
-                **_: object) -> torch.Tensor:
-        """`extra_negatives` (hard negatives for `a`) join the a -> b direction only."""
-        if negative_keys is not None:
+                negative_keys: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None,
+                negative_log_q: torch.Tensor | None = None, extra_negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """`extra_negatives` (hard negatives for `a`) join the a -> b direction only; stored negatives
+        (`negative_keys`, their ids and log Q) are refused."""
+        if negative_keys is not None or negative_ids is not None or negative_log_q is not None:
             raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
                              "negatives=queue or negatives=memory_bank")
         return 0.5 * (super().forward(a, b, ids=ids, extra_negatives=extra_negatives) + super().forward(b, a, ids=ids))

@@ -4,92 +4,74 @@ the vocabulary size."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrastive import distributed as D
+from contrastive.losses.pair_plan import PairPlan
 from contrastive.losses.sampled import (
     _check_inputs,
     nce_from_logits,
     sampled_logits,
     softmax_from_logits,
 )
-from contrastive.samplers import (
-    LearnedUnigramCandidateSampler,
-    fixed_unigram_candidate_sampler,
-    log_uniform_candidate_sampler,
-    uniform_candidate_sampler,
-)
-from contrastive.samplers.candidate import check_counts
+from contrastive.samplers.objects import CandidateSampler, LogUniformSampler
 
-SAMPLERS = ("log_uniform", "uniform", "unigram", "learned_unigram")
 REDUCTIONS = ("mean", "sum", "none")
 
 
 class _SampledLoss(nn.Module):
+    """The output table `[num_classes, dim]`, its biases, and the candidate `sampler` (default: log-uniform,
+    unique, as TF's) that draws `num_sampled` negatives per call, shared by the batch."""
+
     sampled_softmax: bool = False
 
     def __init__(self, num_classes: int, dim: int, num_sampled: int, num_true: int = 1,
-                 sampler: str = "log_uniform", remove_accidental_hits: bool = False, sparse: bool = True,
-                 reduction: str = "mean", unique: bool = True, unigrams: Sequence[float] | None = None,
-                 distortion: float = 1.0, full_loss_in_eval: bool = False, seed: int | None = None) -> None:
+                 sampler: CandidateSampler | None = None, remove_accidental_hits: bool = False, sparse: bool = True,
+                 reduction: str = "mean", unigrams: Sequence[float] | None = None, full_loss_in_eval: bool = False,
+                 seed: int | None = None) -> None:
         super().__init__()
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if dim < 1 or num_true < 1:
             raise ValueError(f"dim and num_true must be >= 1, got dim={dim}, num_true={num_true}")
-        check_counts(num_sampled, num_classes, unique)
-        if sampler == "unigram":
-            if unigrams is None or len(unigrams) != num_classes:
-                got = None if unigrams is None else len(unigrams)
-                raise ValueError(f"sampler='unigram' needs unigrams with num_classes={num_classes} counts, got {got}")
-            if unique and sum(1 for u in unigrams if u > 0 or distortion == 0) < num_sampled:
-                raise ValueError(f"unique sampling of num_sampled={num_sampled} needs as many non-zero unigrams")
+        if sampler is None:
+            sampler = LogUniformSampler(num_classes, num_sampled, num_true, unique=True, seed=seed)
+        elif seed is not None:
+            raise ValueError("seed seeds the default sampler; give a sampler its own seed instead")
+        got = (sampler.range_max, sampler.num_sampled, sampler.num_true)
+        if got != (num_classes, num_sampled, num_true):
+            raise ValueError(f"the sampler draws {got[1]} of {got[0]} ids for num_true={got[2]}, but the loss has "
+                             f"num_classes={num_classes}, num_sampled={num_sampled}, num_true={num_true}")
         self.num_classes, self.dim, self.num_sampled, self.num_true = num_classes, dim, num_sampled, num_true
-        self.sampler, self.unique, self.reduction = sampler, unique, reduction
+        self.sampler, self.reduction = sampler, reduction
         self.remove_accidental_hits, self.sparse, self.full_loss_in_eval = remove_accidental_hits, sparse, full_loss_in_eval
-        self.unigrams, self.distortion, self.seed = (list(unigrams) if unigrams is not None else None), distortion, seed
         self.weight = nn.Parameter(torch.randn(num_classes, dim) / dim ** 0.5)
         self.bias = nn.Parameter(torch.zeros(num_classes, 1))
-        if unigrams is not None and len(unigrams) == num_classes:
+        if unigrams is not None:
+            if len(unigrams) != num_classes:
+                raise ValueError(f"unigrams must hold num_classes={num_classes} counts, got {len(unigrams)}")
             # start from the unigram model, log p(w): the true words' logits then start near -log(k), so they get
             # a gradient from the first step instead of only pushing away sampled noise words
             u = torch.as_tensor(list(unigrams), dtype=torch.float64).clamp_min(1e-12)
             self.bias.data.copy_((u / u.sum()).log().float()[:, None])
-        self.learned = LearnedUnigramCandidateSampler(num_classes) if sampler == "learned_unigram" else None
-        self._generator: torch.Generator | None = None
 
     def extra_repr(self) -> str:
-        return (f"num_classes={self.num_classes}, dim={self.dim}, num_sampled={self.num_sampled}, "
-                f"sampler={self.sampler}, unique={self.unique}, sparse={self.sparse}")
-
-    def _gen(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None and not D.is_distributed():
-            return None  # the global RNG, as seeded by the run
-        if self._generator is None or self._generator.device != device:
-            # rank 0's seed on every process, so every rank draws the same negatives
-            seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()))
-            self._generator = torch.Generator(device=device).manual_seed(D.broadcast_seed(seed))
-        return self._generator
+        return f"num_classes={self.num_classes}, dim={self.dim}, num_sampled={self.num_sampled}, sparse={self.sparse}"
 
     def sample(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw `(sampled [S], true_expected [B, T], sampled_expected [S])` for `labels [B, T]`."""
-        args: tuple[Any, ...] = (labels, self.num_true, self.num_sampled, self.unique)
-        g = self._gen(labels.device)
-        if self.sampler == "log_uniform":
-            return log_uniform_candidate_sampler(*args, self.num_classes, seed=g)
-        if self.sampler == "uniform":
-            return uniform_candidate_sampler(*args, self.num_classes, seed=g)
-        if self.sampler == "unigram":
-            return fixed_unigram_candidate_sampler(*args, self.num_classes, unigrams=self.unigrams,
-                                                   distortion=self.distortion, seed=g)
-        assert self.learned is not None
-        return self.learned(*args, seed=g)
+        return self.sampler.sample(labels)
+
+    def pair_plan(self) -> PairPlan:
+        """What the compiled per-pair step needs: NCE (not sampled softmax) with one label, hits kept."""
+        if self.sampled_softmax or self.num_true != 1 or self.remove_accidental_hits:
+            raise ValueError(f"the per-pair step runs NCE with num_true 1 and accidental hits kept, not "
+                             f"{type(self).__name__} with num_true={self.num_true}, "
+                             f"remove_accidental_hits={self.remove_accidental_hits}")
+        return PairPlan(weight=self.weight.detach(), num_sampled=self.num_sampled, weights=self.sampler.probs(),
+                        unique=self.sampler.unique, bias=self.bias.detach().view(-1), correct=True)
 
     def _rows(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (F.embedding(ids, self.weight, sparse=self.sparse),
@@ -126,5 +108,8 @@ class SampledSoftmaxLoss(_SampledLoss):
     sampled_softmax = True
 
     def __init__(self, num_classes: int, dim: int, num_sampled: int, num_true: int = 1,
-                 sampler: str = "log_uniform", remove_accidental_hits: bool = True, **kwargs: Any) -> None:
-        super().__init__(num_classes, dim, num_sampled, num_true, sampler, remove_accidental_hits, **kwargs)
+                 sampler: CandidateSampler | None = None, remove_accidental_hits: bool = True, sparse: bool = True,
+                 reduction: str = "mean", unigrams: Sequence[float] | None = None, full_loss_in_eval: bool = False,
+                 seed: int | None = None) -> None:
+        super().__init__(num_classes, dim, num_sampled, num_true, sampler, remove_accidental_hits, sparse, reduction,
+                         unigrams, full_loss_in_eval, seed)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastive.losses.pair_plan import PairPlan
 from contrastive.losses.sampled import sigmoid_cross_entropy
 from contrastive.samplers.alias import AliasSampler
 from contrastive.samplers.candidate import check_in_range
@@ -34,9 +35,15 @@ class NegativeSamplingLoss(nn.Module):
         if weights.numel() != num_classes or bool((weights < 0).any()):
             raise ValueError(f"unigrams must be {num_classes} non-negative counts, got {weights.numel()}")
         self.num_classes, self.dim, self.num_sampled, self.sparse = num_classes, dim, num_sampled, sparse
-        self.sampler = AliasSampler(weights.double() ** distortion)
+        self._weights = (weights.double() ** distortion).numpy()
+        self.sampler = AliasSampler(self._weights)
         # word2vec starts the output vectors at zero
         self.weight = nn.Parameter(torch.zeros(num_classes, dim))
+
+    def pair_plan(self) -> PairPlan:
+        """For the compiled per-pair step: draws with repeats from unigram^distortion, no bias, no correction."""
+        return PairPlan(weight=self.weight.detach(), num_sampled=self.num_sampled, weights=self._weights, unique=False,
+                        bias=None, correct=False)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = _labels(labels, inputs, self.num_classes)

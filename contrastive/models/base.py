@@ -76,8 +76,8 @@ class ContrastiveModule(pl.LightningModule):
         return self._encode(x)
 
     def _objective(self, q: torch.Tensor, k: torch.Tensor, index: torch.Tensor | None,
-                   stage: str) -> torch.Tensor:
-        """The objective on `(q, k)` plus the stored negatives; the keys are then stored (training only)."""
+                   store: bool) -> torch.Tensor:
+        """The objective on `(q, k)` plus the stored negatives; with `store`, the keys are stored at the step."""
         extra: dict[str, Any] = {}
         if self.negatives is not None:
             neg: Negatives = self.negatives.draw(index)
@@ -88,7 +88,7 @@ class ContrastiveModule(pl.LightningModule):
         with torch.autocast(q.device.type, enabled=False):
             extra = {n: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for n, v in extra.items()}
             loss = self.objective(q.float(), k.float(), **extra)
-        if self.negatives is not None and stage == "train":
+        if self.negatives is not None and store:
             self._store_keys(k, index)
         return loss
 
@@ -124,8 +124,11 @@ class ContrastiveModule(pl.LightningModule):
         msg = (f"{what} at step {self.global_step} (loss term: {type(self.objective).__name__}, logged as "
                "train/loss)")
         if self.guard == "stop":
-            raise FloatingPointError(f"{msg}; training stopped, the last checkpoint is intact. Lower the learning "
-                                     "rate or set guard=skip to skip such steps")
+            saved = "the last checkpoint is intact" if self.global_step > 0 and self._trainer is not None and any(
+                getattr(c, "last_model_path", "") for c in self.trainer.checkpoint_callbacks) else \
+                "no checkpoint was written yet"
+            raise FloatingPointError(f"{msg}; training stopped, {saved}. Lower the learning rate or set guard=skip to "
+                                     "skip such steps")
         self.skipped_steps += 1
         self._pending_keys = []
         self._restore_untrained_state()

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contrastive.batches import ViewBatch
 from contrastive.models.base import ContrastiveModule
 
 
@@ -55,15 +56,16 @@ class MoCo(ContrastiveModule):
             return self.key_projector(self.key_encoder(self._images(x)))
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
-        v1, v2, index = batch[0], batch[1], (batch[3] if len(batch) > 3 else None)
+        v1, v2, _, index = ViewBatch.of(batch)
         if stage == "train":
             self._momentum_update()
         q1 = self.projector(self._encode(v1))
         k2 = self._keys(v2)
         if not self.hparams.symmetric:
-            return self._objective(q1, k2, index, stage)
+            return self._objective(q1, k2, index, store=stage == "train")
         q2, k1 = self.projector(self._encode(v2)), self._keys(v1)
-        loss = 0.5 * (self._objective(q1, k2, index, "no_update") + self._objective(q2, k1, index, "no_update"))
+        # both directions score against the same stored negatives; the keys of both views are stored once, below
+        loss = 0.5 * (self._objective(q1, k2, index, store=False) + self._objective(q2, k1, index, store=False))
         if self.negatives is not None and stage == "train":
             self._store_keys(torch.cat([k1, k2]), None if index is None else torch.cat([index, index]))
         return loss

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contrastive.batches import ViewBatch
 from contrastive.models.base import ContrastiveModule
 from contrastive.models.grad_cache import cached_backward
 
@@ -30,12 +31,12 @@ class SimCLR(ContrastiveModule):
         self.projector = projector
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
-        v1, v2, index = batch[0], batch[1], (batch[3] if len(batch) > 3 else None)
+        v1, v2, _, index = ViewBatch.of(batch)
         z1, z2 = self.projector(self._encode(torch.cat([v1, v2]))).chunk(2)
-        return self._objective(z1, z2, index, stage)
+        return self._objective(z1, z2, index, store=stage == "train")
 
     def _cached_loss_backward(self, batch: Any) -> torch.Tensor:
-        v1, v2, index = batch[0], batch[1], (batch[3] if len(batch) > 3 else None)
+        v1, v2, _, index = ViewBatch.of(batch)
         return cached_backward(lambda x: self.projector(self._encode(x)), [v1, v2],
-                               lambda z1, z2: self._objective(z1, z2, index, "train"),
+                               lambda z1, z2: self._objective(z1, z2, index, store=True),
                                self.hparams.cache_chunk, self.manual_backward)

@@ -6,6 +6,7 @@ every process first, so each rank holds the same state).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -13,10 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.samplers.candidate import (
-    log_uniform_candidate_sampler,
-    uniform_candidate_sampler,
-)
+from contrastive.samplers.objects import CandidateSampler, UniformSampler
 
 
 class Negatives(NamedTuple):
@@ -59,25 +57,25 @@ class NegativeQueue(nn.Module):
 
 
 class MemoryBank(nn.Module):
-    """One stored embedding per dataset item `[num_items, dim]`; each step draws `size` of them with a
-    candidate sampler (`uniform` or `log_uniform`, unique) and can subtract their log expected counts."""
+    """One stored embedding per dataset item `[num_items, dim]`; each step draws `size` of them, distinct, with a
+    candidate sampler (`sampler(range_max=num_items, num_sampled=size)` builds it; uniform by default) and can
+    subtract their log expected counts."""
 
-    def __init__(self, size: int, dim: int, num_items: int, sampler: str = "uniform",
-                 correct_log_q: bool = False) -> None:
+    def __init__(self, size: int, dim: int, num_items: int,
+                 sampler: Callable[..., CandidateSampler] = UniformSampler, correct_log_q: bool = False) -> None:
         super().__init__()
-        if sampler not in ("uniform", "log_uniform"):
-            raise ValueError(f"memory bank sampler must be 'uniform' or 'log_uniform', got {sampler!r}")
         if not 1 <= size <= num_items:
             raise ValueError(f"num_negatives={size} must be in [1, {num_items}] (the data set's size) for a "
                              "memory bank drawn without repeats")
-        self.size, self.dim, self.num_items = size, dim, num_items
-        self.sampler, self.correct_log_q = sampler, correct_log_q
+        self.size, self.dim, self.num_items, self.correct_log_q = size, dim, num_items, correct_log_q
+        self.sampler = sampler(range_max=num_items, num_sampled=size)
+        if not self.sampler.unique:
+            raise ValueError("a memory bank draws distinct items: its sampler needs unique=True")
         self.register_buffer("bank", F.normalize(torch.randn(num_items, dim), dim=1))
 
     def draw(self, index: torch.Tensor) -> Negatives:
         """`size` stored embeddings, their indices, and (with `correct_log_q`) their log expected counts."""
-        fn = uniform_candidate_sampler if self.sampler == "uniform" else log_uniform_candidate_sampler
-        ids, _, q = fn(index.long().view(-1, 1), 1, self.size, True, self.num_items)
+        ids, _, q = self.sampler.sample(index.long().view(-1, 1))
         ids = ids.to(self.bank.device)
         return Negatives(self.bank[ids].clone(), ids, torch.log(q).to(self.bank.device) if self.correct_log_q else None)
 

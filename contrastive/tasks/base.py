@@ -52,7 +52,7 @@ class Task:
         """Fail before anything is built when a group is set that this task would ignore, or holds an option
         of the wrong kind; the message names the options that would be valid."""
         for group in GROUPS:
-            cls = group_class(cfg, group) if group != "candidates" else None
+            cls = group_class(cfg, group)
             if group not in self.uses:
                 if cfg.get(group) is not None:
                     off = "none" if "none" in options(group) else "null"

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from contrastive.data.base import ViewDataModule
+from contrastive.data.images.base import ViewDataModule
 from contrastive.encoders import DigitsCNN, MLPHead, ResNet
 from contrastive.eval.report import (
     evaluate_encoders,

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from contrastive.data import SkipGramDataModule, TextPairDataModule
-from contrastive.data.corpus import tokenize
+from contrastive.data.text.corpus import tokenize
 from contrastive.encoders import BagOfTokens, TransformerText
 from contrastive.encoders.text import init_tokens
 from contrastive.losses import InfoNCE

@@ -17,7 +17,8 @@ from contrastive.losses import (
     SampledSoftmaxLoss,
 )
 from contrastive.models import Word2Vec
-from contrastive.tasks.base import Task, options
+from contrastive.samplers import CandidateSampler, UnigramSampler
+from contrastive.tasks.base import Task, group_class, options
 
 
 class Word2VecTask(Task):
@@ -28,7 +29,7 @@ class Word2VecTask(Task):
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (SkipGramDataModule,),
         "objective": (NCELoss, SampledSoftmaxLoss, NegativeSamplingLoss, FullSoftmaxLoss),
-        "candidates": (), "model": (Word2Vec,)}
+        "candidates": (CandidateSampler,), "model": (Word2Vec,)}
     optional: ClassVar[tuple[str, ...]] = ("candidates",)
 
     def __init__(self, compare_gensim: bool = False) -> None:
@@ -44,15 +45,20 @@ class Word2VecTask(Task):
         if not sampled and cfg.get("candidates") is not None:
             what = ("draws word2vec's unigram^0.75 negatives itself" if cls is NegativeSamplingLoss
                     else "scores every class")
-            raise ValueError(f"candidates={cfg.candidates.name} has no effect: {cls.__name__} {what}; use "
-                             "candidates=null, or objective=nce|sampled_softmax to sample with it")
+            raise ValueError(f"candidates ({group_class(cfg, 'candidates').__name__}) has no effect: {cls.__name__} "
+                             f"{what}; use candidates=none, or objective=nce|sampled_softmax to sample with it")
 
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         datamodule = hydra.utils.instantiate(cfg.data)
         datamodule.setup("fit")
-        counts = datamodule.counts.tolist()  # the vocabulary's word counts size the output layer and start it
-        objective = hydra.utils.instantiate(cfg.objective, num_classes=datamodule.vocab_size, dim=cfg.model.dim,
-                                            unigrams=counts)
+        vocab, counts = datamodule.vocab_size, datamodule.counts.tolist()  # size and start the output layer
+        extra = {}
+        if cfg.get("candidates") is not None:  # the sampler draws from this vocabulary
+            make = hydra.utils.instantiate(cfg.candidates)
+            by_count = {"unigrams": counts} if make.func is UnigramSampler else {}
+            extra["sampler"] = make(range_max=vocab, num_sampled=cfg.num_negatives, **by_count)
+        objective = hydra.utils.instantiate(cfg.objective, num_classes=vocab, dim=cfg.model.dim, unigrams=counts,
+                                            **extra)
         model = hydra.utils.instantiate(cfg.model, vocab_size=datamodule.vocab_size, objective=objective,
                                         guard=cfg.guard)
         return {"datamodule": datamodule, "model": model}
@@ -76,7 +82,7 @@ class Word2VecTask(Task):
         metrics["optimizer"] = model.method  # what model.optimizer=auto chose (still "auto" after a spawned run)
         metrics["compile_seconds"] = model.compile_seconds  # hogwild's one-off, not in words/s
         if self.compare_gensim:
-            from contrastive.data.corpus import load_corpus
+            from contrastive.data.text.corpus import load_corpus
             negatives = cfg.num_negatives if cfg.get("num_negatives") and cfg.num_negatives <= 64 else 5
             gv, gw, gwps = gensim_baseline(load_corpus(dm.corpus), cfg.model.dim, dm.window, dm.min_count,
                                            negatives, trainer.current_epoch, dm.subsample, cfg.seed)

@@ -10,6 +10,7 @@ biases, accidental hits kept); negative sampling is word2vec's (k draws from uni
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,7 @@ import torch
 from torch import nn
 
 from contrastive.samplers.alias import alias_table
-from contrastive.samplers.candidate import check_in_range, log_uniform_probs
-from contrastive.samplers.unigram import unigram_table
+from contrastive.samplers.candidate import check_in_range
 
 try:
     import numba
@@ -98,34 +98,32 @@ def _kernel(E, W, b, centre, context, accept, alias, probs, k, unique, correct, 
             loss[i] = total
 
 
+_PLANS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def plan(objective: nn.Module) -> dict[str, Any]:
-    """Candidate distribution and loss options of `objective`, computed once and kept on it."""
-    cached = getattr(objective, "_hogwild_plan", None)
+    """The kernel's arrays from the objective's `pair_plan()` (its only contract with the losses), computed once
+    per objective: the alias table of the negatives' distribution, the normalised probabilities for expected
+    counts, the biases (a view the kernel updates in place)."""
+    cached = _PLANS.get(objective)
     if cached is not None:
         return cached
-    from contrastive.losses import NCELoss, NegativeSamplingLoss
-    if isinstance(objective, NegativeSamplingLoss):
-        s = objective.sampler
-        out = {"accept": s.accept.numpy(), "alias": s.alias.numpy(), "probs": np.zeros(1, np.float32),
-                    "bias": np.zeros(1, np.float32), "unique": False, "correct": False}
-    elif isinstance(objective, NCELoss) and not objective.sampled_softmax and objective.num_true == 1 \
-            and not objective.remove_accidental_hits and objective.sampler in ("log_uniform", "uniform", "unigram"):
-        v = objective.num_classes
-        if objective.sampler == "log_uniform":
-            p = log_uniform_probs(torch.arange(v), v).double().numpy()
-        elif objective.sampler == "uniform":
-            p = np.full(v, 1.0 / v)
-        else:
-            p = unigram_table(objective.unigrams, objective.distortion).astype(np.float64)  # TF's own table
-        accept, alias = alias_table(p)
-        out = {"accept": accept.astype(np.float32), "alias": alias, "probs": (p / p.sum()).astype(np.float32),
-                    "bias": objective.bias.detach().view(-1).numpy(), "unique": objective.unique, "correct": True}
-    else:
-        what = type(objective).__name__ + (f" with sampler {objective.sampler!r}" if hasattr(objective, "sampler") else "")
-        raise ValueError(f"model.optimizer=hogwild supports objective=neg_sampling and objective=nce (sampler "
-                         f"log_uniform, uniform or unigram; num_true 1; accidental hits kept), not {what}; use "
-                         "model.optimizer=sgd or adam")
-    objective._hogwild_plan = out
+    hint = ("model.optimizer=hogwild supports objective=neg_sampling and objective=nce (num_true 1, accidental hits "
+            "kept, a sampler with a fixed distribution: log_uniform, uniform or unigram); use model.optimizer=sgd or "
+            "adam")
+    make = getattr(objective, "pair_plan", None)
+    if make is None:
+        raise ValueError(f"{hint}; {type(objective).__name__} has no per-pair plan")
+    try:
+        pp = make()
+    except ValueError as e:
+        raise ValueError(f"{hint}; {type(objective).__name__}: {e}") from None
+    accept, alias = alias_table(pp.weights)
+    out = {"weight": pp.weight, "num_sampled": pp.num_sampled, "accept": accept.astype(np.float32), "alias": alias,
+           "unique": pp.unique, "correct": pp.correct,
+           "probs": (pp.weights / pp.weights.sum()).astype(np.float32) if pp.correct else np.zeros(1, np.float32),
+           "bias": pp.bias.numpy() if pp.bias is not None else np.zeros(1, np.float32)}
+    _PLANS[objective] = out
     return out
 
 
@@ -162,16 +160,16 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
     p = plan(objective)
     # the compiled loop indexes the tables unchecked: ids out of range must stop here, not corrupt memory
     check_in_range(centre.reshape(-1), embedding.shape[0], "centre id")
-    check_in_range(context.reshape(-1), objective.weight.shape[0], "context id")
+    check_in_range(context.reshape(-1), p["weight"].shape[0], "context id")
     if centre.numel() != context.numel():
         raise ValueError(f"need one context per centre, got {centre.numel()} centres and {context.numel()} contexts")
     loss = np.empty(centre.numel(), np.float32)
     seed = int(torch.randint(0, 2**31 - 1024, ())) if seed is None else seed
     threads = threads or (1 if torch.are_deterministic_algorithms_enabled() else numba.get_num_threads())
-    k, n = objective.num_sampled, centre.numel() if record else 0
+    k, n = p["num_sampled"], centre.numel() if record else 0
     drawn, tries = np.empty((n, k), np.int64), np.empty(n, np.int64)
     ids = [np.ascontiguousarray(t.reshape(-1).numpy(), dtype=np.int64) for t in (centre, context)]
-    _kernel(embedding.numpy(), objective.weight.detach().numpy(), p["bias"], ids[0], ids[1], p["accept"],
+    _kernel(embedding.numpy(), p["weight"].numpy(), p["bias"], ids[0], ids[1], p["accept"],
             p["alias"], p["probs"], k, p["unique"], p["correct"], np.float32(lr), seed,
             threads, loss, drawn, tries)
     mean = torch.from_numpy(loss).mean()

@@ -7,8 +7,8 @@ import torch
 from sklearn.datasets import load_digits
 from torch.utils.data import TensorDataset
 
-from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.batch_augment import digit_plain, digit_views
+from contrastive.data.images.base import ViewDataModule, split_indices
+from contrastive.data.images.digit_augment import digit_plain, digit_views
 
 
 class DigitsDataModule(ViewDataModule):

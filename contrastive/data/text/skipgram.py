@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from contrastive.data.corpus import load_corpus
 from contrastive.data.resumable import ResumablePosition
+from contrastive.data.text.corpus import load_corpus
 
 
 def build_vocab(sentences: list[list[str]], min_count: int, max_vocab: int | None = None) -> tuple[list[str], np.ndarray]:

@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from contrastive.data.device_augment import DeviceSimCLRAugment
+from contrastive.data.images.device_augment import DeviceSimCLRAugment
+from contrastive.data.images.transforms import SimCLRTransform
 from contrastive.data.resumable import EpochSampler, ResumablePosition
-from contrastive.data.transforms import SimCLRTransform
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[list[int], ...]:

@@ -5,25 +5,14 @@ import os
 import re
 import warnings
 
+from contrastive.gensim_files import CORPORA, gensim_path
+
 TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
-BUILTIN = {
-    "enwiki_sample": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
-    "lee": "lee_background.cor",
-}
 
 
 def tokenize(line: str) -> list[str]:
     """Lower-cased words (letters, with inner apostrophes) and numbers."""
     return TOKEN.findall(line.lower())
-
-
-def gensim_path(name: str) -> str:
-    """Path of a test file shipped inside the gensim wheel (the `text` extra)."""
-    try:
-        from gensim.test.utils import datapath
-    except ImportError as e:
-        raise ImportError(f"data corpus {name!r} ships with gensim: pip install 'contrastive[text]'") from e
-    return datapath(name)
 
 
 def read_utf8(path: str) -> str:
@@ -41,7 +30,7 @@ def read_text_file(path: str) -> list[list[str]]:
     """One sentence (or document) per non-empty line; undecodable bytes become U+FFFD, counted and warned."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"corpus file {os.path.abspath(path)} does not exist; set data.corpus to a text "
-                                f"file (one sentence or document per line) or one of {sorted(BUILTIN)}")
+                                f"file (one sentence or document per line) or one of {sorted(CORPORA)}")
     text = read_utf8(path)
     sentences = [t for t in (tokenize(line) for line in text.splitlines()) if t]
     if not sentences:
@@ -54,8 +43,8 @@ def load_corpus(corpus: str) -> list[list[str]]:
     `lee` (the Lee background corpus), or a path to a text file."""
     if corpus == "enwiki_sample":
         from gensim.corpora import WikiCorpus
-        wiki = WikiCorpus(gensim_path(BUILTIN[corpus]), dictionary={}, processes=1)
+        wiki = WikiCorpus(gensim_path(CORPORA[corpus]), dictionary={}, processes=1)
         return [list(article) for article in wiki.get_texts()]
     if corpus == "lee":
-        return read_text_file(gensim_path(BUILTIN[corpus]))
+        return read_text_file(gensim_path(CORPORA[corpus]))
     return read_text_file(corpus)

@@ -18,7 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from contrastive.data.corpus import BUILTIN, gensim_path, read_utf8, tokenize
+from contrastive.data.text.corpus import read_utf8, tokenize
+from contrastive.gensim_files import CORPORA, gensim_path
 
 REQUIRED = ("anchor", "positive")
 
@@ -124,7 +125,7 @@ def wiki_articles(min_words: int = 20) -> list[list[str]]:
 
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
     articles = []
-    with bz2.BZ2File(gensim_path(BUILTIN["enwiki_sample"])) as f:
+    with bz2.BZ2File(gensim_path(CORPORA["enwiki_sample"])) as f:
         for _, text, _ in extract_pages(f):
             paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", filter_wiki(text))
                      if len(p.split()) >= min_words]
@@ -145,7 +146,7 @@ def read_text_lines(name: str, min_words: int = 10) -> list[str]:
     if name == "enwiki_sample":
         raise ValueError("extra_texts cannot hold enwiki_sample: its held-out articles are the evaluation set "
                          "(its training articles are used already); use 'lee' or a text file")
-    path = gensim_path(BUILTIN["lee"]) if name == "lee" else _existing(
+    path = gensim_path(CORPORA["lee"]) if name == "lee" else _existing(
         name, "text corpus", "data.extra_texts takes 'lee' or paths to text files (one document per line)")
     return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
 

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from contrastive.data.transforms import CIFAR_MEAN, CIFAR_STD
+from contrastive.data.images.transforms import CIFAR_MEAN, CIFAR_STD
 
 
 def _u(n: int, lo: float, hi: float, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:

@@ -9,8 +9,8 @@ import torchvision
 from PIL import Image
 from torch.utils.data import Subset
 
-from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.transforms import (
+from contrastive.data.images.base import ViewDataModule, split_indices
+from contrastive.data.images.transforms import (
     Decoded,
     Plain,
     SimCLRTransform,

@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch.utils.data import Subset, TensorDataset
 
-from contrastive.data.base import ViewDataModule, split_indices
-from contrastive.data.transforms import (
+from contrastive.data.images.base import ViewDataModule, split_indices
+from contrastive.data.images.transforms import (
     Plain,
     SimCLRTransform,
     TwoViews,

@@ -1,0 +1,1 @@
+"""Text data modules: corpora, skip-gram pairs, text pairs and the hashing tokenizer."""
