@@ -56,12 +56,17 @@ def test_cifar10_missing_files_say_where_and_what_to_do(tmp_path):
         dm.prepare_data()
 
 
-def test_image_folder_reads_pngs(tmp_path):
+def write_image_folder(root, per_class: int, height: int = 20, width: int = 24) -> None:
+    """`root/cat/*.png` and `root/dog/*.png`, `per_class` random RGB images each."""
     rng = np.random.default_rng(0)
     for c in ("cat", "dog"):
-        (tmp_path / c).mkdir()
-        for k in range(10):
-            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / c / f"{k}.png")
+        (root / c).mkdir()
+        for k in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / c / f"{k}.png")
+
+
+def test_image_folder_reads_pngs(tmp_path):
+    write_image_folder(tmp_path, 10)
     dm = ImageFolderDataModule(root=str(tmp_path), size=16, batch_size=4, num_workers=0)
     dm.setup("fit")
     assert dm.num_classes == 2 and len(dm.train_set) == 16 and len(dm.eval_test_set) == 2

@@ -18,6 +18,7 @@ from contrastive.models import SimCLR
 from contrastive.safe_config import load_run_config
 from contrastive.train import train
 from tests.conftest import make_cfg
+from tests.test_data import write_image_folder
 
 
 def _saved_run(tmp_path: Path, **changes: object) -> Path:
@@ -128,11 +129,7 @@ def test_excel_bom_long_fields_and_jsonl_types(tmp_path):
 
 
 def test_symlink_loop_indexes_each_file_once(tmp_path):
-    rng = np.random.default_rng(0)
-    for cls in ("cat", "dog"):
-        (tmp_path / cls).mkdir()
-        for k in range(12):
-            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / cls / f"{k}.png")
+    write_image_folder(tmp_path, 12, 8, 8)
     os.symlink("../cat", tmp_path / "cat" / "loop")
     dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=2, num_workers=0)
     with pytest.warns(UserWarning, match=r"path\(s\) under .* reach a file already indexed"):
