@@ -70,6 +70,22 @@ class RNGStateCallback(pl.Callback):
             self._pending = None
 
 
+class SaveOnSigterm(pl.Callback):
+    """SIGTERM (what SLURM and Kubernetes send before a kill): Lightning notes it and stops after the batch;
+    this saves `path` at that step first, so the same command with `resume=auto` continues from there."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.received_sigterm:
+            trainer.save_checkpoint(self.path)
+            if trainer.is_global_zero:
+                print(f"SIGTERM: saved step {trainer.global_step} to {self.path}; run the same command with "
+                      "resume=auto to continue", flush=True)
+
+
 def check_checkpoint_matches(path: str, module: torch.nn.Module) -> None:
     """Fail with every missing, unexpected and mis-shaped key when `path` was saved from another config."""
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from contrastive.reliability import (
     AtomicCheckpointIO,
     RNGStateCallback,
+    SaveOnSigterm,
     check_checkpoint_matches,
 )
 
@@ -45,13 +46,19 @@ def check_run_options(cfg: DictConfig) -> None:
 
 
 def resume_path(cfg: DictConfig) -> str | None:
-    """The checkpoint to resume from: `ckpt_path`, or `<output_dir>/checkpoints/last.ckpt` with `resume=true`."""
+    """The checkpoint to resume from: `ckpt_path`, or `<output_dir>/checkpoints/last.ckpt` with `resume=true`
+    (which must exist) or `resume=auto` (if it exists: a relaunched preempted job continues, a new one starts)."""
     if cfg.get("ckpt_path"):
         if not os.path.isfile(cfg.ckpt_path):
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
         return str(cfg.ckpt_path)
-    if cfg.get("resume"):
-        last = os.path.join(cfg.output_dir, "checkpoints", "last.ckpt")
+    resume = cfg.get("resume")
+    if resume not in (True, False, "auto", None):
+        raise ValueError(f"resume must be true, false or auto, got {resume!r}")
+    last = os.path.join(cfg.output_dir, "checkpoints", "last.ckpt")
+    if resume == "auto":
+        return last if os.path.isfile(last) else None
+    if resume:
         if not os.path.isfile(last):
             raise FileNotFoundError(f"resume=true but {last} does not exist; pass the run's directory with "
                                     "hydra.run.dir=<run dir> (or output_dir=<run dir>), or ckpt_path=<file>")
@@ -76,6 +83,7 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
                                      every_n_train_steps=cfg.checkpoint_every_n_steps, save_top_k=1,
                                      enable_version_counter=False),
         RNGStateCallback(),
+        SaveOnSigterm(os.path.join(ckpt_dir, "last.ckpt")),
     ]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if loggers:
@@ -102,6 +110,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         metrics.update(objects["task"].evaluate(cfg, objects, trainer))
     objects["trainer"] = trainer
     return metrics, objects
+
+
+if not OmegaConf.has_resolver("run_dir"):  # hydra.run.dir: outputs/<run_name>, else outputs/<date>/<time>
+    OmegaConf.register_new_resolver("run_dir", lambda name, stamp: f"outputs/{name or stamp}")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -18,7 +18,7 @@ from contrastive.data import ImageFolderDataModule
 from contrastive.losses import NTXent
 from contrastive.reliability import AtomicCheckpointIO
 from contrastive.train import train
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, run_cli
 
 RUN = ["trainer.max_epochs=3", "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
        "trainer.check_val_every_n_epoch=1", "data.batch_size=128", "checkpoint_every_n_steps=1",
@@ -70,6 +70,45 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
     assert a.keys() == b.keys()
     worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
     assert worst <= 1e-6, f"resumed run differs by {worst} (killed after step {killed_after})"
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_current_step_and_resume_auto_continues_exactly(tmp_path):
+    run = tmp_path / "run"
+    no_periodic = ["checkpoint_every_n_steps=1000"]  # last.ckpt only at epoch ends, or by SIGTERM
+    full = _launch(tmp_path / "full", no_periodic)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # resume=auto on a directory without a checkpoint starts training
+    victim = subprocess.Popen([sys.executable, "-m", "contrastive.train", *RUN, *no_periodic, f"hydra.run.dir={run}",
+                               "resume=auto"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None and not last.exists():
+        time.sleep(0.02)
+    assert victim.poll() is None, "the run ended before the signal"
+    victim.send_signal(signal.SIGTERM)  # during epoch 2, after the end-of-epoch-1 checkpoint at step 5
+    sent = time.time()
+    out, _ = victim.communicate(timeout=120)
+    assert time.time() - sent < 60 and victim.returncode == 0, out[-2000:]
+    saved_step = torch.load(last, weights_only=True)["global_step"]
+    assert f"SIGTERM: saved step {saved_step} to {last}" in out and 5 < saved_step < 15, out[-2000:]
+    resumed = _launch(run, [*no_periodic, "resume=auto", "logger=default", "trainer.log_every_n_steps=1"])
+    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()[-2000:]
+    with open(run / "logs" / "metrics.csv", newline="") as f:
+        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")})
+    assert steps == list(range(saved_step, 15)), f"saved at step {saved_step}, resumed run trained {steps}"
+    assert full.wait(timeout=240) == 0, full.stderr.read()[-2000:]
+    a, b = _final_state(tmp_path / "full"), _final_state(run)
+    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+    assert worst <= 1e-6, f"resumed run differs by {worst} (SIGTERM at step {saved_step})"
+
+
+def test_run_name_gives_a_stable_directory(tmp_path):
+    r = run_cli(["run_name=my-run", "trainer.max_steps=1", "trainer.limit_val_batches=0", "evaluate=false",
+                 "logger=none", "trainer.enable_progress_bar=false"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "outputs" / "my-run" / "checkpoints" / "last.ckpt").is_file()
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["my-run"]
 
 
 def test_atomic_save_keeps_old_checkpoint_when_a_write_fails(tmp_path, monkeypatch):
