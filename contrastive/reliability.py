@@ -1,8 +1,14 @@
 """Nothing lost, nothing silent: atomic checkpoints, RNG states in checkpoints, checks before resuming."""
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import pickle
 import random
+import shutil
+import warnings
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -19,14 +25,40 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = str(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp"
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:  # a full disk surfaces as either, often without the path
+            written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # a partial file would keep the disk full
+            free = shutil.disk_usage(os.path.dirname(path) or ".").free
+            raise OSError(f"could not write checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                          f"{written / 2**20:.0f} MiB were written before the failure and {free / 2**20:.0f} MiB "
+                          "are free there. The previous checkpoint is untouched; free space (or set "
+                          "checkpoint_every_n_steps higher) and resume") from e
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        return load_checkpoint_file(str(path), map_location or "cpu")
+
+
+def load_checkpoint_file(path: str, map_location: Any = "cpu") -> dict[str, Any]:
+    """`torch.load(path, weights_only=True)`, or a ValueError naming the file when it is damaged (truncated,
+    not a checkpoint) and the other checkpoints of its folder to resume from instead."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        # what torch raises for a truncated file or one that is not a checkpoint
+        folder = os.path.dirname(os.path.abspath(path))
+        others = sorted(f for f in os.listdir(folder) if f.endswith(".ckpt") and f != os.path.basename(path))
+        raise ValueError(f"checkpoint {path} is damaged and cannot be loaded ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200]}). Resume from an earlier one with ckpt_path=<file>"
+                         + (f"; in {folder}: {', '.join(others)}" if others else "")) from None
 
 
 def rng_states() -> dict[str, Any]:
@@ -86,9 +118,22 @@ class SaveOnSigterm(pl.Callback):
                       "resume=auto to continue", flush=True)
 
 
-def check_checkpoint_matches(path: str, module: torch.nn.Module) -> None:
-    """Fail with every missing, unexpected and mis-shaped key when `path` was saved from another config."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+def warn_if_lr_changed(saved: dict[str, Any], lr: float | None, key: str) -> None:
+    """Resuming restores the optimizer and its schedule: say so when the command line asks for another lr."""
+    groups = [g for state in saved.get("optimizer_states", []) for g in state.get("param_groups", [])]
+    if lr is None or not groups:
+        return
+    old = groups[0].get("initial_lr", groups[0].get("lr"))
+    if old is not None and not math.isclose(float(old), float(lr), rel_tol=1e-9):
+        warnings.warn(f"{key}={lr} is not applied on resume: the restored optimizer and schedule continue from the "
+                      f"checkpoint's lr {old}; start a new run (another run_name) to train with {key}={lr}")
+
+
+def check_checkpoint_matches(path: str, module: torch.nn.Module) -> dict[str, Any]:
+    """The checkpoint at `path`; fail with every missing, unexpected and mis-shaped key when it was saved from
+    another config."""
+    saved = load_checkpoint_file(path)
+    state = saved["state_dict"]
     mine = module.state_dict()
     missing = sorted(set(mine) - set(state))
     extra = sorted(set(state) - set(mine))
@@ -99,3 +144,4 @@ def check_checkpoint_matches(path: str, module: torch.nn.Module) -> None:
                 ([f"not in this model: {', '.join(extra)}"] if extra else []) + shapes
         raise ValueError(f"checkpoint {path} does not fit this configuration (was it trained with other "
                          "encoder/projector/objective options?):\n  " + "\n  ".join(lines))
+    return saved

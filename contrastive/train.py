@@ -15,6 +15,7 @@ from contrastive.reliability import (
     RNGStateCallback,
     SaveOnSigterm,
     check_checkpoint_matches,
+    warn_if_lr_changed,
 )
 
 
@@ -100,7 +101,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     pl.seed_everything(cfg.seed, workers=True)
     objects = build(cfg)
     if ckpt is not None:
-        check_checkpoint_matches(ckpt, objects["model"])
+        saved = check_checkpoint_matches(ckpt, objects["model"])
+        key = "optimizer.lr" if OmegaConf.select(cfg, "optimizer.lr") is not None else "model.lr"
+        warn_if_lr_changed(saved, OmegaConf.select(cfg, key), key)
     trainer = make_trainer(cfg)
     if trainer.is_global_zero and ckpt is None:
         OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)

@@ -177,3 +177,11 @@ def test_guard_stop_says_when_no_checkpoint_exists_yet(tmp_path, monkeypatch):
     monkeypatch.setattr(NTXent, "forward", lambda self, *a, **k: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(FloatingPointError, match="no checkpoint was written yet"):
         train(make_cfg(tmp_path, ["evaluate=false"]))
+
+
+def test_resume_with_another_lr_says_it_is_not_applied(tmp_path):
+    train(make_cfg(tmp_path, ["evaluate=false", "logger=none"]))
+    with pytest.warns(UserWarning, match=r"optimizer.lr=0.5 is not applied on resume: the restored optimizer and "
+                                         r"schedule continue from the checkpoint's lr 0.00"):
+        train(make_cfg(tmp_path, ["evaluate=false", "logger=none", "resume=true", "optimizer.lr=0.5",
+                                  "trainer.max_epochs=2"]))

@@ -120,10 +120,23 @@ def test_atomic_save_keeps_old_checkpoint_when_a_write_fails(tmp_path, monkeypat
         f.write(b"partial")
         raise OSError("No space left on device")
     monkeypatch.setattr(torch, "save", broken)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=r"could not write checkpoint .*last\.ckpt \(OSError: No space left on device\); "
+                                      r"0 MiB were written .* MiB are free there"):
         io.save_checkpoint({"step": torch.tensor(2)}, path)
     monkeypatch.undo()
     assert io.load_checkpoint(path)["step"].item() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no partial .tmp left to fill the disk
+
+
+def test_damaged_checkpoint_is_named_with_the_ones_to_use_instead(tmp_path):
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": torch.tensor(1)}, tmp_path / "step-step=3.ckpt")
+    good = (tmp_path / "step-step=3.ckpt").read_bytes()
+    for damaged in (good[: len(good) // 2], b"\x00random bytes" * 50):
+        (tmp_path / "last.ckpt").write_bytes(damaged)
+        with pytest.raises(ValueError, match=r"checkpoint .*last\.ckpt is damaged and cannot be loaded .* "
+                                             r"ckpt_path=<file>; in .*: step-step=3\.ckpt"):
+            io.load_checkpoint(tmp_path / "last.ckpt")
 
 
 def _nan_loss(self, *args, **kwargs):
