@@ -41,7 +41,7 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     gradient of its own slice summed over ranks. Identity with one process. Needs equal `n` on all ranks."""
     if not is_distributed():
         return tensor
-    sizes = all_gather_sizes(tensor.shape[0])
+    sizes = all_gather_sizes(tensor.shape[0], tensor.device)
     if len(set(sizes)) != 1:
         raise ValueError(f"gather_with_grad needs the same batch size on every rank, got {sizes}; "
                          "set drop_last=True on the data loader")
@@ -58,11 +58,13 @@ def gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def all_gather_sizes(n: int) -> list[int]:
-    """The dim-0 size of every rank's tensor."""
-    out: list[int] = [0] * world_size()
-    dist.all_gather_object(out, int(n))
-    return out
+def all_gather_sizes(n: int, device: torch.device | str = "cpu") -> list[int]:
+    """The dim-0 size of every rank's tensor: one small all-gather of tensors on `device` (NCCL needs CUDA
+    ones), not a pickled object, and one host sync."""
+    mine = torch.tensor([int(n)], device=device)
+    parts = [torch.empty_like(mine) for _ in range(world_size())]
+    dist.all_gather(parts, mine)
+    return torch.cat(parts).tolist()
 
 
 def broadcast_seed(seed: int) -> int:

@@ -114,3 +114,31 @@ def test_two_processes_equal_one_process(case, two_process_results):
         assert torch.allclose(g, w, atol=1e-5), (case, (g - w).abs().max())
     if queue is not None:
         assert torch.allclose(got["queue"], queue.keys, atol=1e-6)  # keys from both ranks, in rank order
+
+
+def _unequal_worker(rank: int, init_file: str, out: str) -> None:
+    from contrastive.distributed import all_gather_sizes, gather_with_grad
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    sizes = all_gather_sizes(3 + rank)
+    try:
+        gather_with_grad(torch.zeros(3 + rank, 2))
+        message = "no error"
+    except ValueError as e:
+        message = str(e)
+    if rank == 0:
+        torch.save({"sizes": sizes, "message": message}, out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_gather_refuses_unequal_batch_sizes_on_every_rank(tmp_path):
+    out = tmp_path / "rank0.pt"
+    try:
+        mp.spawn(_unequal_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException:
+        if not out.exists():  # gloo's teardown abort after the results are written, as above
+            raise
+    got = torch.load(out, weights_only=True)
+    assert got["sizes"] == [3, 4]
+    assert "needs the same batch size on every rank, got [3, 4]" in got["message"]
