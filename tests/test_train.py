@@ -4,8 +4,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from contrastive.train import train
@@ -114,3 +117,32 @@ def test_cifar_experiments_compose_and_build(tmp_path, experiment, model, encode
     objects = build(cfg)
     assert type(objects["model"]).__name__ == model and type(objects["model"].encoder).__name__ == encoder
     assert objects["model"].encoder.net.conv1.kernel_size == (3, 3)  # the CIFAR stem
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_torchrun_nodes_share_one_run_directory(tmp_path):
+    import shutil
+    import socket
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = ["-m", "contrastive.train", "trainer=ddp_cpu", "trainer.devices=1", "trainer.strategy=ddp",
+              "run_name=two-nodes", "trainer.max_epochs=1", "trainer.limit_val_batches=1", "evaluate=false",
+              "logger=none", "trainer.enable_progress_bar=false", "data.batch_size=64"]
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    nodes = [subprocess.Popen([torchrun, "--nnodes=2", "--nproc_per_node=1", f"--node_rank={r}",
+                               "--master_addr=127.0.0.1", f"--master_port={port}", *common, "trainer.num_nodes=2"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for r in (0, 1)]
+    for node in nodes:
+        assert node.wait(timeout=300) == 0, node.stderr.read()[-2000:]
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["two-nodes"]  # one directory for the job
+    two = torch.load(tmp_path / "outputs" / "two-nodes" / "checkpoints" / "last.ckpt", weights_only=True)
+    one = run_cli([a for a in common[2:] if "strategy" not in a and "devices" not in a and "ddp_cpu" not in a]
+                  + ["run_name=one"], tmp_path)
+    assert one.returncode == 0, one.stderr[-2000:]
+    single = torch.load(tmp_path / "outputs" / "one" / "checkpoints" / "last.ckpt", weights_only=True)
+    # the data is split across both processes: half the optimizer steps per epoch (up to drop_last's rounding)
+    assert abs(2 * two["global_step"] - single["global_step"]) <= 1, (two["global_step"], single["global_step"])
