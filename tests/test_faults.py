@@ -185,3 +185,22 @@ def test_resume_with_another_lr_says_it_is_not_applied(tmp_path):
                                          r"schedule continue from the checkpoint's lr 0.00"):
         train(make_cfg(tmp_path, ["evaluate=false", "logger=none", "resume=true", "optimizer.lr=0.5",
                                   "trainer.max_epochs=2"]))
+
+
+def test_knn_that_cannot_be_measured_is_skipped_with_the_reason():
+    from contrastive.eval.report import knn_metrics
+    f, y = torch.randn(20, 4), torch.arange(20) % 2
+    with pytest.warns(UserWarning, match="k-NN of trained skipped: the test split is empty"):
+        assert knn_metrics({"trained": (f, y, f[:0], y[:0])}) == {}
+    with pytest.warns(UserWarning, match="single class, so any classifier scores 1.0"):
+        assert knn_metrics({"trained": (f, y * 0, f, y * 0)}) == {}
+    assert set(knn_metrics({"trained": (f, y, f, y)})) == {"knn_top1/trained", "knn10_top1/trained"}
+
+
+def test_embedding_plot_uses_a_bounded_sample():
+    from contrastive.eval.report import plot_sample
+    f, y = torch.randn(12_000, 3), torch.arange(12_000)
+    a, ya = plot_sample(f, y)
+    b, _ = plot_sample(f, y)
+    assert a.shape == (5000, 3) and torch.equal(a, b) and len(set(ya.tolist())) == 5000  # fixed seed, no repeats
+    assert plot_sample(f[:10], y[:10])[0].shape == (10, 3)

@@ -10,12 +10,13 @@ from torch.utils.data import DataLoader
 
 @torch.no_grad()
 def embed(encoder: nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Features `[N, D]` (on CPU) and labels `[N]` of every `(x, y)` batch of `loader`, in eval mode."""
+    """Features `[N, D]` (kept on `device`, where the k-NN runs) and labels `[N]` (CPU) of every `(x, y)` batch
+    of `loader`, in eval mode."""
     was_training = encoder.training
     encoder.eval().to(device)
     feats, labels = [], []
     for x, y in loader:
-        feats.append(encoder(x.to(device)).float().cpu())
+        feats.append(encoder(x.to(device)).float())
         labels.append(y)
     encoder.train(was_training)
     if not feats:
@@ -31,18 +32,20 @@ def embed(encoder: nn.Module, loader: DataLoader, device: torch.device | str = "
 @torch.no_grad()
 def knn_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
                  k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
-    """Top-1 accuracy of cosine k-NN with votes weighted by exp(similarity / temperature)."""
+    """Top-1 accuracy of cosine k-NN with votes weighted by exp(similarity / temperature), on the device of
+    `train_f`, `chunk` test rows at a time (memory: chunk x train, not test x train)."""
     if train_f.shape[0] == 0:
         raise ValueError("k-NN needs at least one labelled training feature")
+    dev = train_f.device
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     k = min(k, train_f.shape[0])
-    bank = F.normalize(train_f.float(), dim=1)
+    bank, bank_y = F.normalize(train_f.float(), dim=1), train_y.to(dev)
     correct = 0
     for i in range(0, test_f.shape[0], chunk):
-        q = F.normalize(test_f[i:i + chunk].float(), dim=1)
+        q = F.normalize(test_f[i:i + chunk].to(dev).float(), dim=1)
         sim, idx = (q @ bank.T).topk(k, dim=1)  # [n, k]
-        votes = torch.zeros(q.shape[0], num_classes).scatter_add_(1, train_y[idx], (sim / temperature).exp())
-        correct += int((votes.argmax(1) == test_y[i:i + chunk]).sum())
+        votes = torch.zeros(q.shape[0], num_classes, device=dev).scatter_add_(1, bank_y[idx], (sim / temperature).exp())
+        correct += int((votes.argmax(1) == test_y[i:i + chunk].to(dev)).sum())
     return correct / test_f.shape[0]
 
 

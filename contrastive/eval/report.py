@@ -15,9 +15,16 @@ from contrastive.eval.knn import embed, knn_accuracy, low_label_knn
 
 
 def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) -> dict[str, float]:
-    """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>` and `knn10_top1/<name>`."""
+    """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>` and `knn10_top1/<name>`; nothing, with a
+    warning saying why, where k-NN accuracy cannot be measured (an empty split, a single class)."""
     out: dict[str, float] = {}
     for name, (trf, tr_y, tef, te_y) in features.items():
+        if len(tef) == 0 or len(trf) == 0:
+            warnings.warn(f"k-NN of {name} skipped: the {'test' if len(tef) == 0 else 'training'} split is empty")
+            continue
+        if len(torch.unique(torch.cat([tr_y, te_y]))) < 2:
+            warnings.warn(f"k-NN of {name} skipped: the labels hold a single class, so any classifier scores 1.0")
+            continue
         out[f"knn_top1/{name}"] = knn_accuracy(trf, tr_y, tef, te_y)
         out[f"knn10_top1/{name}"] = low_label_knn(trf, tr_y, tef, te_y, seed=seed)
     return out
@@ -66,13 +73,26 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def plot_sample(features: torch.Tensor, labels: torch.Tensor, max_points: int = 5000,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most `max_points` rows, drawn without repeats with a fixed seed (t-SNE is quadratic in the points)."""
+    if len(features) <= max_points:
+        return features, labels
+    pick = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))[:max_points]
+    return features[pick], labels[pick]
+
+
 def plot_embedding(features: torch.Tensor, labels: torch.Tensor, path: str, title: str) -> None:
-    """A 2-D t-SNE of `features` coloured by class, saved as PNG."""
+    """A 2-D t-SNE of `features` (a sample of at most 5,000 points) coloured by class, saved as PNG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
 
+    if len(features) < 5:
+        warnings.warn(f"embedding plot skipped: {len(features)} test points are too few for t-SNE")
+        return
+    features, labels = plot_sample(features.cpu(), labels.cpu())
     xy = TSNE(2, init="pca", random_state=0, perplexity=min(30, len(features) - 1)).fit_transform(features.numpy())
     fig, ax = plt.subplots(figsize=(5, 5))
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.numpy(), cmap="tab10", s=6)
