@@ -21,7 +21,8 @@ OPTIONS = [(g, f.name[:-5]) for g in GROUPS for f in sorted(CONF.joinpath(g).ite
            if f.name.endswith(".yaml")]
 # where an option of a group can be used: the default image run, word2vec on the small Lee corpus, text pairs
 BASES = [[], ["experiment=word2vec_wiki", "data=lee"], ["experiment=word2vec_wiki", "data=lee", "candidates=none"],
-         ["experiment=text_pairs_wiki", "task.word_vectors.epochs=0"]]  # word2vec pretraining is tested elsewhere
+         ["experiment=text_pairs_wiki", "task.word_vectors.epochs=0"],  # word2vec pretraining is tested elsewhere
+         ["experiment=simclr_cifar10", "data.root=missing"]]  # RGB image encoders
 FILES = ["data.root=missing", "data.corpus=missing.txt"]  # options that name files: constructed, not set up
 NO_GPU = {("trainer", "gpu"), ("trainer", "ddp")}
 

@@ -204,3 +204,12 @@ def test_embedding_plot_uses_a_bounded_sample():
     b, _ = plot_sample(f, y)
     assert a.shape == (5000, 3) and torch.equal(a, b) and len(set(ya.tolist())) == 5000  # fixed seed, no repeats
     assert plot_sample(f[:10], y[:10])[0].shape == (10, 3)
+
+
+def test_encoder_channels_must_match_the_data(tmp_path):
+    with pytest.raises(ValueError, match=r"encoder.in_channels=3, but the data gives 1-channel images: add "
+                                         r"encoder.in_channels=1"):
+        train(make_cfg(tmp_path, ["encoder=resnet18"]))
+    _, objects = train(make_cfg(tmp_path, ["encoder=resnet18", "encoder.in_channels=1", "evaluate=false",
+                                           "trainer.limit_train_batches=1", "trainer.limit_val_batches=0"]))
+    assert objects["trainer"].global_step == 1

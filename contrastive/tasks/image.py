@@ -21,7 +21,7 @@ from contrastive.eval.report import (
 from contrastive.losses import ClipLoss, InfoNCE, NTXent
 from contrastive.models import MoCo, SimCLR
 from contrastive.samplers import MemoryBank, NegativeQueue
-from contrastive.tasks.base import Task, options
+from contrastive.tasks.base import Task, group_class, options
 
 
 class ImageTask(Task):
@@ -36,6 +36,10 @@ class ImageTask(Task):
 
     def check(self, cfg: DictConfig) -> None:
         super().check(cfg)
+        channels, asked = group_class(cfg, "data").channels, cfg.encoder.get("in_channels")
+        if asked is not None and asked != channels:
+            raise ValueError(f"encoder.in_channels={asked}, but the data gives {channels}-channel images: add "
+                             f"encoder.in_channels={channels}")
         if cfg.get("negatives") is None and cfg.get("num_negatives") is not None:
             raise ValueError(f"num_negatives={cfg.num_negatives} has no effect without a negative source: the "
                              "in-batch negatives are the rest of the batch (data.batch_size); add "

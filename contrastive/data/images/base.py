@@ -28,6 +28,7 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
     `eval_test_set` (items `(x, label)`, no augmentation) in `setup`."""
 
     num_classes: int = 0
+    channels: int = 3  # of the images the encoder sees (subclasses with other images say so)
     train_set: Dataset
     val_set: Dataset | None = None
     _num_items: int = 0

@@ -38,6 +38,8 @@ class Cifar10DataModule(ViewDataModule):
     """CIFAR-10: 50k training images (a seeded `val_size` of them held out for the validation loss) and
     the 10k test images; the view transform is configurable (`data.transform.*`)."""
 
+    channels = 3  # of the images the encoder sees
+
     num_classes = 10
 
     def __init__(self, root: str = "data", download: bool = False, batch_size: int = 256,

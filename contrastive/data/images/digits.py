@@ -15,6 +15,8 @@ class DigitsDataModule(ViewDataModule):
     """Seeded train/val/test split of `load_digits`; two independently augmented views per image, made on
     the batch's device after transfer (upsampled to `size` x `size`, random affine, contrast, noise, erasing)."""
 
+    channels = 1  # of the images the encoder sees
+
     num_classes = 10
     device_augment = True
 

@@ -60,6 +60,8 @@ class ImageFolderDataModule(ViewDataModule):
     """torchvision's ImageFolder under `root`, split into train/val/test with a fixed seed; views made by
     DataLoader workers (`augment_on=cpu`) or on whole batches on the training device (`device`)."""
 
+    channels = 3  # of the images the encoder sees
+
     def __init__(self, root: str, size: int = 64, batch_size: int = 128, num_workers: int = 4,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  transform: SimCLRTransform | None = None, shuffle_seed: int = 0,
