@@ -78,8 +78,9 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
     """The Trainer from `cfg.trainer` with checkpointing into `<output_dir>/checkpoints` and the loggers."""
     ckpt_dir = os.path.join(cfg.output_dir, "checkpoints")
     callbacks: list[pl.Callback] = [
+        # no version counter: a resumed run overwrites last.ckpt instead of leaving a stale last-v1.ckpt beside it
         pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor="val/loss",
-                                     mode="min", save_top_k=1, save_last=True),
+                                     mode="min", save_top_k=1, save_last=True, enable_version_counter=False),
         pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step}", save_last=True,
                                      every_n_train_steps=cfg.checkpoint_every_n_steps, save_top_k=1,
                                      enable_version_counter=False),

@@ -65,6 +65,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
     with open(tmp_path / "killed" / "logs" / "metrics.csv", newline="") as f:
         steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")})
     assert steps == list(range(saved_step, 15)), f"resumed at step {saved_step}, trained steps {steps}"
+    stale = [p.name for p in ckpts.iterdir() if p.name.startswith("last-v")]
+    assert not stale, f"the resume left a second, stale copy of last.ckpt: {stale}"
     assert full.wait(timeout=240) == 0, full.stderr.read()[-2000:]
     a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "killed")
     assert a.keys() == b.keys()

@@ -37,6 +37,8 @@ def test_resume_continues_from_last_checkpoint_and_its_log(tmp_path):
     with open(tmp_path / "logs" / "metrics.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")]
     assert steps == [0, 1, 2, 3]  # one log, continued: the first run's rows are still there
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert not [n for n in ckpts if n.startswith("last-v")], ckpts  # no stale versioned copy of last.ckpt
 
 
 def test_resume_without_checkpoint_says_where_it_looked(tmp_path):
