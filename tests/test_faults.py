@@ -213,3 +213,13 @@ def test_encoder_channels_must_match_the_data(tmp_path):
     _, objects = train(make_cfg(tmp_path, ["encoder=resnet18", "encoder.in_channels=1", "evaluate=false",
                                            "trainer.limit_train_batches=1", "trainer.limit_val_batches=0"]))
     assert objects["trainer"].global_step == 1
+
+
+def test_pairs_that_are_all_duplicates_are_warned_about(tmp_path):
+    from contrastive.data import TextPairDataModule
+    f = tmp_path / "dup.tsv"
+    f.write_text("anchor\tpositive\n" + "same question\tsame answer\n" * 40)
+    dm = TextPairDataModule(path=str(f), batch_size=8)
+    with pytest.warns(UserWarning, match=r"32 training pairs hold only 1 distinct positive text\(s\).*none: the loss "
+                                         r"is 0"):
+        dm.setup("fit")

@@ -214,6 +214,13 @@ class TextPairDataModule(pl.LightningDataModule):
         positives: dict[str, int] = {}
         for p in self.train_pairs:
             p["id"] = positives.setdefault(p["positive"], len(positives))
+        if len(positives) < 2 or len(positives) < 0.5 * len(self.train_pairs):
+            # a repeated positive is masked as a negative of its copies: with few distinct ones the batches hold
+            # few negatives (with one, none: the loss is 0 and nothing is learned)
+            warnings.warn(f"{len(self.train_pairs)} training pairs hold only {len(positives)} distinct positive "
+                          "text(s); repeated ones are not negatives of each other, so the batches hold few "
+                          "negatives" + (" (none: the loss is 0)" if len(positives) < 2 else "") +
+                          "; remove the duplicates or add pairs")
         texts += [line for name in self.extra_texts for line in read_text_lines(name)]
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
