@@ -1,8 +1,8 @@
 """Forward + backward time of nt_xent and info_nce (in-batch) at batch 256, 1024, 4096, dim 128, beside
 lightly's NTXentLoss (the same computation) when lightly is importable. Run it with a python that has both,
-e.g. a throwaway venv: `pip install lightly` there, then
+e.g. `pip install lightly` beside our package, then
 
-    PYTHONPATH=. /tmp/venv/bin/python scripts/bench_infonce.py [--device cuda]
+    python scripts/bench_infonce.py [--device cuda]
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ cross-entropy at batch 1024, dim 128, 64 samples, for vocabularies 1e4, 1e5, 1e6
 the same run when `--tf-python` names a python that has TensorFlow (a throwaway venv). Peak memory from the
 allocator (GPU) or the growth of the process's max RSS (CPU; it never shrinks, so later rows can read 0).
 
-    python scripts/bench_sampled_losses.py [--device cuda] [--repeats 50] [--tf-python /tmp/tf/bin/python]
+    python scripts/bench_sampled_losses.py [--device cuda] [--repeats 50] [--tf-python tf-venv/bin/python]
 """
 from __future__ import annotations
 

@@ -19,8 +19,9 @@ mkdir -p "$out"
 res="$out/gpu_results.md"
 py="${PYTHON:-python3}"
 if ! "$py" -c "import hydra" 2>/dev/null && ls wheels/*.whl >/dev/null 2>&1; then
-    "$py" -m pip install -q --no-index --no-deps --target /tmp/gpu_suite_site wheels/*.whl || exit 1
-    export PYTHONPATH="/tmp/gpu_suite_site:${PYTHONPATH:-}"
+    site=$(mktemp -d)
+    "$py" -m pip install -q --no-index --no-deps --target "$site" wheels/*.whl || exit 1
+    export PYTHONPATH="$site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH=".:scripts:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 failed=()

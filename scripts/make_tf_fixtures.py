@@ -2,8 +2,8 @@
 and its candidate samplers' expected counts, for the parity tests. Needs TensorFlow, which is not a project
 dependency; run it in a throwaway venv:
 
-    python3 -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu numpy
-    /tmp/tf/bin/python scripts/make_tf_fixtures.py          # writes tests/fixtures/tf_sampled.npz
+    python3 -m venv tf-venv && tf-venv/bin/pip install tensorflow-cpu numpy
+    tf-venv/bin/python scripts/make_tf_fixtures.py          # writes tests/fixtures/tf_sampled.npz
 """
 from __future__ import annotations
 

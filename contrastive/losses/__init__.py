@@ -1,13 +1,13 @@
 """Contrastive objectives: pure functions first, thin nn.Module wrappers second."""
+from contrastive.losses.contrastive import ClipLoss, InfoNCE, NTXent, Temperature
 from contrastive.losses.info_nce import clip_loss, info_nce, nt_xent
-from contrastive.losses.modules import ClipLoss, InfoNCE, NTXent, Temperature
+from contrastive.losses.nce import NCELoss, SampledSoftmaxLoss
 from contrastive.losses.sampled import (
            compute_accidental_hits,
            nce_loss,
            sampled_softmax_loss,
 )
-from contrastive.losses.sampled_modules import NCELoss, SampledSoftmaxLoss
-from contrastive.losses.word import FullSoftmaxLoss, NegativeSamplingLoss
+from contrastive.losses.word2vec import FullSoftmaxLoss, NegativeSamplingLoss
 
 __all__ = [
            "ClipLoss",
