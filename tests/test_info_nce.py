@@ -134,3 +134,17 @@ def test_modules_match_functions_and_learn_temperature():
 def test_bad_input_names_the_values(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_clip_module_calls_the_functional_clip_loss_with_the_same_numbers(monkeypatch):
+    g = torch.Generator().manual_seed(6)
+    a, b, ids = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g), torch.tensor([0, 1, 1, 2, 3, 4, 5, 6])
+    m = ClipLoss(0.07)
+    # the two directions through InfoNCE, as the module computed them before it called clip_loss
+    both = 0.5 * (InfoNCE.forward(m, a, b, ids=ids) + InfoNCE.forward(m, b, a, ids=ids))
+    assert torch.equal(m(a, b, ids=ids), both)
+    import contrastive.losses.contrastive as module
+    calls = []
+    monkeypatch.setattr(module, "clip_loss", lambda *args, **kw: calls.append(1) or clip_loss(*args, **kw))
+    m(a, b, ids=ids)
+    assert calls == [1]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.losses.info_nce import info_nce, nt_xent
+from contrastive.losses.info_nce import clip_loss, info_nce, nt_xent
 
 MAX_SCALE = 100.0
 
@@ -28,9 +28,13 @@ class Temperature(nn.Module):
             self.register_buffer("log_scale", log_scale)
         self.learnable = learnable
 
+    def scale(self) -> torch.Tensor:
+        """The current logit scale, 1 / temperature, as a 0-d tensor."""
+        return self.log_scale.clamp(max=math.log(MAX_SCALE)).exp()
+
     def forward(self) -> torch.Tensor:
         """The current temperature as a 0-d tensor."""
-        return 1.0 / self.log_scale.clamp(max=math.log(MAX_SCALE)).exp()
+        return 1.0 / self.scale()
 
 
 class _Contrastive(nn.Module):
@@ -115,4 +119,6 @@ class ClipLoss(InfoNCE):
         if negative_keys is not None or negative_ids is not None or negative_log_q is not None:
             raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
                              "negatives=queue or negatives=memory_bank")
+        if extra_negatives is None and not self._gathering() and self.tile_size is None:
+            return clip_loss(a, b, self.temperature.scale(), ids=ids)  # the functional form, same numbers
         return 0.5 * (super().forward(a, b, ids=ids, extra_negatives=extra_negatives) + super().forward(b, a, ids=ids))
