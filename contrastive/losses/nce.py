@@ -12,6 +12,7 @@ from torch import nn
 from contrastive.losses.pair_plan import PairPlan
 from contrastive.losses.sampled import (
     _check_inputs,
+    log_unigram_probs,
     nce_from_logits,
     sampled_logits,
     softmax_from_logits,
@@ -49,13 +50,8 @@ class _SampledLoss(nn.Module):
         self.remove_accidental_hits, self.sparse, self.full_loss_in_eval = remove_accidental_hits, sparse, full_loss_in_eval
         self.weight = nn.Parameter(torch.randn(num_classes, dim) / dim ** 0.5)
         self.bias = nn.Parameter(torch.zeros(num_classes, 1))
-        if unigrams is not None:
-            if len(unigrams) != num_classes:
-                raise ValueError(f"unigrams must hold num_classes={num_classes} counts, got {len(unigrams)}")
-            # start from the unigram model, log p(w): the true words' logits then start near -log(k), so they get
-            # a gradient from the first step instead of only pushing away sampled noise words
-            u = torch.as_tensor(list(unigrams), dtype=torch.float64).clamp_min(1e-12)
-            self.bias.data.copy_((u / u.sum()).log().float()[:, None])
+        if unigrams is not None:  # the true words' logits then start near -log(k), not only pushing noise away
+            self.bias.data.copy_(log_unigram_probs(unigrams, num_classes)[:, None])
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, dim={self.dim}, num_sampled={self.num_sampled}, sparse={self.sparse}"

@@ -198,6 +198,18 @@ def softmax_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return -(targets * F.log_softmax(logits, dim=1)).sum(1)
 
 
+def log_unigram_probs(unigrams: Sequence[float], num_classes: int) -> torch.Tensor:
+    """`[num_classes]` float32 log p(w) of word counts (zeros floored at 1e-12): the unigram model that output
+    biases start from, so the true words' logits get a gradient from the first step."""
+    if len(unigrams) != num_classes:
+        raise ValueError(f"unigrams must hold num_classes={num_classes} counts, got {len(unigrams)}")
+    u = torch.as_tensor(list(unigrams), dtype=torch.float64)
+    if bool((u < 0).any()):
+        raise ValueError(f"unigrams must be non-negative counts, got {float(u.min())}")
+    u = u.clamp_min(1e-12)
+    return (u / u.sum()).log().float()
+
+
 def nce_loss(weights: Params, biases: Params, labels: torch.Tensor, inputs: torch.Tensor, num_sampled: int,
              num_classes: int, num_true: int = 1, sampled_values: Sequence[torch.Tensor] | None = None,
              remove_accidental_hits: bool = False, partition_strategy: str = "mod",

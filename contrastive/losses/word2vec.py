@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastive.losses.pair_plan import PairPlan
-from contrastive.losses.sampled import sigmoid_cross_entropy
+from contrastive.losses.sampled import log_unigram_probs, sigmoid_cross_entropy
 from contrastive.samplers.alias import AliasSampler
 from contrastive.samplers.candidate import check_in_range
 
@@ -63,10 +63,7 @@ class FullSoftmaxLoss(nn.Module):
         self.num_classes = num_classes
         self.out = nn.Linear(dim, num_classes)
         if unigrams is not None:  # start from the unigram model, log p(w), as NCELoss does
-            u = torch.as_tensor(list(unigrams), dtype=torch.float64)
-            if u.shape != (num_classes,) or bool((u < 0).any()):
-                raise ValueError(f"unigrams must be {num_classes} non-negative counts, got {u.numel()}")
-            self.out.bias.data.copy_((u.clamp_min(1e-12) / u.sum()).log().float())
+            self.out.bias.data.copy_(log_unigram_probs(unigrams, num_classes))
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.out(inputs), _labels(labels, inputs, self.num_classes))
