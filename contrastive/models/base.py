@@ -15,6 +15,13 @@ from contrastive.optim import warmup_cosine
 from contrastive.samplers.negatives import Negatives
 
 
+def check_guard(guard: str) -> str:
+    """`guard` if it is `stop` or `skip` (what a non-finite loss or gradient does), else a ValueError."""
+    if guard not in ("stop", "skip"):
+        raise ValueError(f"guard must be 'stop' or 'skip', got {guard!r}")
+    return guard
+
+
 def first_non_finite_grad(module: nn.Module) -> str | None:
     """The name of the first parameter whose gradient holds NaN or inf, or None; one host sync when all are
     finite (the check is fused over every gradient)."""
@@ -36,9 +43,7 @@ class ContrastiveModule(pl.LightningModule):
         super().__init__()
         if cache_chunk is not None and cache_chunk < 1:
             raise ValueError(f"cache_chunk must be a positive number of rows or None, got {cache_chunk}")
-        if guard not in ("stop", "skip"):
-            raise ValueError(f"guard must be 'stop' or 'skip', got {guard!r}")
-        self.guard, self.skipped_steps = guard, 0
+        self.guard, self.skipped_steps = check_guard(guard), 0
         # gradient caching runs its own backward passes, chunk by chunk
         self.automatic_optimization = cache_chunk is None
         self.save_hyperparameters(ignore=["encoder", "projector", "objective", "optimizer", "negatives"],
@@ -47,6 +52,7 @@ class ContrastiveModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._pending_keys: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self._saved_state: list[tuple[torch.Tensor, torch.Tensor]] = []  # guard=skip: put back on a skipped step
 
     def configure_model(self) -> None:
         """Lightning calls this once before fitting: convolution weights to channels_last when asked."""
@@ -109,7 +115,7 @@ class ContrastiveModule(pl.LightningModule):
 
     def _restore_untrained_state(self) -> None:
         with torch.no_grad():
-            for t, saved in getattr(self, "_saved_state", []):
+            for t, saved in self._saved_state:
                 t.copy_(saved)
 
     def _log_loss(self, loss: torch.Tensor, stage: str, batch_size: int) -> None:
@@ -135,9 +141,6 @@ class ContrastiveModule(pl.LightningModule):
         warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far), parameters and buffers left as they were")
         return True
 
-    def _bad_grad(self) -> str | None:
-        return first_non_finite_grad(self)
-
     def _batch_size(self, batch: Any) -> int:
         return int(batch[0].shape[0])
 
@@ -151,7 +154,7 @@ class ContrastiveModule(pl.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        name = self._bad_grad()
+        name = first_non_finite_grad(self)
         if name is not None and self._non_finite(f"non-finite gradient in {name}"):
             optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are not updated
         # before the checkpoint callbacks run, so a checkpoint of this step holds its keys

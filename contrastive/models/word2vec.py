@@ -12,7 +12,7 @@ from torch import nn
 
 from contrastive import distributed as D
 from contrastive.losses import NCELoss, SampledSoftmaxLoss
-from contrastive.models.base import first_non_finite_grad
+from contrastive.models.base import check_guard, first_non_finite_grad
 from contrastive.optim import SparseSGD
 from contrastive.word2vec import hogwild
 
@@ -44,8 +44,7 @@ class Word2Vec(pl.LightningModule):
         nn.init.uniform_(self.embedding.weight, -0.5 / dim, 0.5 / dim)  # word2vec's initialisation
         self.objective = objective
         self.automatic_optimization = False  # hogwild and the two-optimizer adam step by hand
-        if guard not in ("stop", "skip"):
-            raise ValueError(f"guard must be 'stop' or 'skip', got {guard!r}")
+        check_guard(guard)
         self.fit_seconds = self.compile_seconds = 0.0
         self.method, self.skipped_steps = optimizer, 0
 
