@@ -17,20 +17,38 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 
+def _position(checkpoint: dict[str, Any]) -> str | None:
+    """Where in training a Lightning checkpoint was taken (epoch, step and the loops' progress, which tells a
+    save after a batch from one after validation at the same step), or None for another dict."""
+    if "global_step" not in checkpoint or "loops" not in checkpoint:
+        return None
+    return repr((checkpoint.get("epoch"), checkpoint["global_step"], checkpoint["loops"]))
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes `<path>.tmp`, then renames it over `<path>`: a kill mid-write leaves the old checkpoint whole.
-    Loads with `weights_only=True` (checkpoints hold tensors, numbers and strings only)."""
+    A second save of the same training position in the same folder (`step-N.ckpt`, then `last.ckpt`) is a hard
+    link to the first file, not a second full copy. Loads with `weights_only=True` (tensors, numbers, strings)."""
+
+    def __init__(self) -> None:
+        self._written: tuple[str, str] | None = None  # (position, path) of the last write
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = str(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp"
+        position = _position(checkpoint)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)  # left by a kill mid-write
         try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
+            if not self._link(position, path, tmp):
+                with open(tmp, "wb") as f:
+                    torch.save(checkpoint, f)
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
+            if position is not None:
+                self._written = (position, path)
         except (OSError, RuntimeError) as e:  # a full disk surfaces as either, often without the path
             written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
             with contextlib.suppress(OSError):
@@ -40,6 +58,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                           f"{written / 2**20:.0f} MiB were written before the failure and {free / 2**20:.0f} MiB "
                           "are free there. The previous checkpoint is untouched; free space (or set "
                           "checkpoint_every_n_steps higher) and resume") from e
+
+    def _link(self, position: str | None, path: str, tmp: str) -> bool:
+        """Hard-link `tmp` to the file last written at `position` in the folder of `path`, if there is one."""
+        if position is None or self._written is None:
+            return False
+        written_at, source = self._written
+        if not (written_at == position and os.path.dirname(source) == os.path.dirname(path) and source != path
+                and os.path.isfile(source)):
+            return False
+        try:
+            os.link(source, tmp)  # the data stays when `source` is rotated away
+            return True
+        except OSError:  # a file system without hard links: write the copy
+            return False
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint_file(str(path), map_location or "cpu")

@@ -130,6 +130,39 @@ def test_atomic_save_keeps_old_checkpoint_when_a_write_fails(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no partial .tmp left to fill the disk
 
 
+def _at(step: int, phase: str = "batch") -> dict:
+    return {"epoch": 0, "global_step": step, "loops": {"phase": phase}, "w": torch.full((1000,), float(step))}
+
+
+def test_the_same_position_saved_twice_is_one_file_on_disk(tmp_path):
+    io = AtomicCheckpointIO()
+    step, last = tmp_path / "step-step=3.ckpt", tmp_path / "last.ckpt"
+    io.save_checkpoint(_at(3), step)
+    io.save_checkpoint(_at(3), last)
+    assert os.stat(step).st_ino == os.stat(last).st_ino  # a hard link, not a second full copy
+    io.save_checkpoint(_at(3, "after validation"), last)  # same step, another moment: its own file
+    assert os.stat(step).st_ino != os.stat(last).st_ino
+    io.save_checkpoint(_at(5), step)
+    io.save_checkpoint(_at(5), last)
+    os.remove(step)  # rotated away by the next periodic save: last.ckpt keeps the data
+    assert io.load_checkpoint(last)["w"][0].item() == 5
+    other = tmp_path / "elsewhere"
+    io.save_checkpoint(_at(5), other / "last.ckpt")  # another folder: a copy
+    assert os.stat(other / "last.ckpt").st_nlink == 1
+
+
+def test_a_periodic_save_writes_one_full_checkpoint(tmp_path, monkeypatch):
+    writes = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: (writes.append(obj.get("global_step")),
+                                                                 real_save(obj, f, *a, **k)))
+    cfg = make_cfg(tmp_path, ["trainer.limit_train_batches=4", "checkpoint_every_n_steps=2", "evaluate=false",
+                              "trainer.check_val_every_n_epoch=5", "logger=none"])
+    train(cfg)
+    # step-2 + last at step 2, step-4 + last at step 4, last at the epoch's end: three full writes, not five
+    assert writes == [2, 4, 4], writes
+
+
 def test_damaged_checkpoint_is_named_with_the_ones_to_use_instead(tmp_path):
     io = AtomicCheckpointIO()
     io.save_checkpoint({"step": torch.tensor(1)}, tmp_path / "step-step=3.ckpt")
