@@ -223,3 +223,33 @@ def test_pairs_that_are_all_duplicates_are_warned_about(tmp_path):
     with pytest.warns(UserWarning, match=r"32 training pairs hold only 1 distinct positive text\(s\).*none: the loss "
                                          r"is 0"):
         dm.setup("fit")
+
+
+def test_binary_garbage_corpus_is_warned_about_and_eval_json_stays_valid(tmp_path):
+    import json
+    import subprocess
+    import sys
+    corpus = tmp_path / "garbage.bin"
+    corpus.write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "contrastive.train", "experiment=word2vec_wiki", "data=text_file",
+                        f"data.corpus={corpus}", f"hydra.run.dir={run}", "trainer.max_epochs=1", "logger=none",
+                        "trainer.enable_progress_bar=false"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300, check=False, env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "does not look like UTF-8 text" in r.stderr and "re-save it as UTF-8" in r.stderr
+    assert "word pairs of wordsim353.tsv are in the vocabulary" in r.stderr
+    assert "[gensim" not in r.stdout + r.stderr  # gensim's INFO chatter is off
+    saved = json.loads((run / "eval.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in eval.json"))
+    assert saved["wordsim353_spearman"] is None and saved["analogy_accuracy"] is None
+
+
+def test_a_run_directory_where_the_log_cannot_be_written_is_named(tmp_path):
+    from tests.conftest import run_cli
+    run = tmp_path / "run"
+    (run / "train.log").mkdir(parents=True)  # unwritable even for root, unlike a chmod
+    r = run_cli([f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"cannot write the run's log file {run}/train.log (Is a directory) in the run directory {run}; pick a "
+        "writable one with run_name=NAME or hydra.run.dir=DIR")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -28,6 +29,8 @@ def similarity_spearman(vectors: torch.Tensor, index: dict[str, int], path: str)
     pairs = read_pairs(path)
     known = [(a, b, s) for a, b, s in pairs if a in index and b in index]
     if len(known) < 3:
+        warnings.warn(f"{len(known)} of the {len(pairs)} word pairs of {os.path.basename(path)} are in the "
+                      f"vocabulary ({len(index)} words): its Spearman correlation is not measured (null)")
         return float("nan"), len(known) / max(1, len(pairs))
     v = F.normalize(vectors.float(), dim=1)
     a = torch.tensor([index[x] for x, _, _ in known])
@@ -50,7 +53,9 @@ def analogy_accuracy(vectors: torch.Tensor, index: dict[str, int], path: str, ch
                 if all(w in index for w in words):
                     questions.append([index[w] for w in words])
     if not questions:
-        return 0.0, 0.0
+        warnings.warn(f"none of the {total} analogy questions has its four words in the vocabulary "
+                      f"({len(index)} words): accuracy not measured (null)")
+        return float("nan"), 0.0
     q = torch.tensor(questions)
     v = F.normalize(vectors.float(), dim=1)
     correct = 0
