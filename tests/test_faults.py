@@ -11,7 +11,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from contrastive.data.images.image_folder import ImageFolderDataModule, load_rgb
+from contrastive.data.images.fast_decode import load_rgb
+from contrastive.data.images.image_folder import ImageFolderDataModule
 from contrastive.data.text.text_pairs import read_pairs
 from contrastive.eval.knn import embed
 from contrastive.models import SimCLR
@@ -131,8 +132,10 @@ def test_excel_bom_long_fields_and_jsonl_types(tmp_path):
 def test_symlink_loop_indexes_each_file_once(tmp_path):
     write_image_folder(tmp_path, 12, 8, 8)
     os.symlink("../cat", tmp_path / "cat" / "loop")
+    os.symlink("../cat/3.png", tmp_path / "dog" / "also-cat-3.png")  # a file linked into another class
+    os.link(tmp_path / "cat" / "4.png", tmp_path / "dog" / "hard-4.png")
     dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=2, num_workers=0)
-    with pytest.warns(UserWarning, match=r"path\(s\) under .* reach a file already indexed"):
+    with pytest.warns(UserWarning, match=r"3 path\(s\) under .* reach a file or folder already indexed"):
         dm.setup()
     assert dm.num_items() == 24
 

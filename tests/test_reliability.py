@@ -9,12 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from contrastive.data import ImageFolderDataModule
 from contrastive.losses import NTXent
 from contrastive.reliability import AtomicCheckpointIO
 from contrastive.train import train
@@ -219,26 +216,6 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     cfg.output_dir = str(blocker / "run")
     with pytest.raises(OSError, match="is not writable"):
         train(cfg)
-
-
-def test_corrupt_images_are_skipped_or_named(tmp_path):
-    rng = np.random.default_rng(0)
-    (tmp_path / "a").mkdir()
-    for k in range(6):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "a" / f"{k}.png")
-    good = (tmp_path / "a" / "0.png").read_bytes()
-    (tmp_path / "a" / "trunc.png").write_bytes(good[: len(good) // 2])
-    (tmp_path / "a" / "junk.png").write_bytes(b"not an image")
-    dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=2, num_workers=0)
-    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
-        dm.setup()
-    assert sorted(Path(p).name for p in dm.skipped) == ["junk.png", "trunc.png"] and dm.num_items() == 6
-    with pytest.raises(ValueError, match=r"unreadable image .*(junk|trunc)\.png"):
-        ImageFolderDataModule(str(tmp_path), size=8, on_bad_image="error").setup()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="no images under"):
-        ImageFolderDataModule(str(empty)).setup()
 
 
 def test_bad_config_values_fail_before_data_loads(tmp_path):

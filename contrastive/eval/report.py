@@ -13,6 +13,8 @@ from torch import nn
 
 from contrastive.eval.knn import embed, knn_accuracy, low_label_knn
 
+RAW_PIXEL_LIMIT = 2 ** 28  # raw training values (1 GiB of float32); CIFAR-10's 50,000 x 3,072 fit
+
 
 def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) -> dict[str, float]:
     """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>` and `knn10_top1/<name>`; nothing, with a
@@ -38,7 +40,12 @@ def evaluate_encoders(encoders: dict[str, nn.Module], datamodule: Any, seed: int
     for name, enc in encoders.items():
         feats[name] = (*embed(enc, train_loader, device), *embed(enc, test_loader, device))
     raw = datamodule.raw_features()
-    if raw is not None:
+    if raw is None:
+        print("raw-pixel baseline skipped: this data set is not held in memory (it would be decoded again)")
+    elif raw[0].numel() > RAW_PIXEL_LIMIT:
+        print(f"raw-pixel baseline skipped: {raw[0].numel():,} training values exceed {RAW_PIXEL_LIMIT:,} "
+              "(its k-NN would cost more than the rest of the evaluation)")
+    else:
         feats["raw_pixels"] = raw
     return knn_metrics(feats, seed), feats
 

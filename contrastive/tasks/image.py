@@ -68,13 +68,26 @@ class ImageTask(Task):
         """k-NN of the trained and untrained encoders and raw pixels; writes eval.json and the plots."""
         dm, model = objects["datamodule"], objects["model"]
         dm.setup("test")
+        if dm.num_classes == 0:
+            print("\nthe data has no labels (no class folders): k-NN evaluation and the embedding plot are skipped")
+            self.report(cfg, trainer, {}, **self.bad_images(dm), evaluation="skipped: the data has no labels")
+            plot_loss(os.path.join(cfg.output_dir, "logs", "metrics.csv"), os.path.join(cfg.output_dir, "loss.png"))
+            return {}
         gpu = torch.cuda.is_available() and cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto")
         metrics, feats = evaluate_encoders({"trained": model.encoder, "random_init": objects["random_init"]},
                                            dm, seed=cfg.seed, device="cuda" if gpu else "cpu")
         print("\nk-NN top-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws)")
         print(format_table(metrics))
-        self.report(cfg, trainer, metrics)
+        self.report(cfg, trainer, metrics, **self.bad_images(dm))
         plot_embedding(feats["trained"][2], feats["trained"][3], os.path.join(cfg.output_dir, "embedding.png"),
                        "test-split embeddings of the trained encoder (t-SNE)")
         plot_loss(os.path.join(cfg.output_dir, "logs", "metrics.csv"), os.path.join(cfg.output_dir, "loss.png"))
         return metrics
+
+    @staticmethod
+    def bad_images(dm: Any) -> dict[str, Any]:
+        """How many files were unreadable (found by training and evaluation so far), for eval.json and the log."""
+        bad = dm.bad_images()
+        if bad:
+            print(f"\n{len(bad)} unreadable image(s) were skipped and replaced, e.g. {bad[:3]}")
+        return {"bad_images": len(bad), "bad_image_examples": bad[:10]}

@@ -112,7 +112,12 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         return self._num_items
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """(train_x, train_y, test_x, test_y) raw pixels flattened, for the raw-pixel baseline."""
+        """(train_x, train_y, test_x, test_y) raw pixels flattened, for the raw-pixel baseline; None where that
+        is not cheap (an image folder would be decoded a second time)."""
         return None
+
+    def bad_images(self) -> list[str]:
+        """Files found unreadable while loading (skipped and replaced)."""
+        return []
 
 

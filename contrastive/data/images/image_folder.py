@@ -1,119 +1,161 @@
-"""Any folder of images laid out as `root/<class>/<image>`, two SimCLR views per image."""
+"""Your own images: a folder laid out as `root/<class>/<image>` (or unlabelled `root/<image>`), or a file list;
+indexed without decoding, decoded in the loader workers, where a bad file is skipped and replaced."""
 from __future__ import annotations
 
-import os
 import warnings
+from collections.abc import Callable
 
 import numpy as np
-import torchvision
-from PIL import Image
-from torch.utils.data import Subset
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2 as T
 
 from contrastive.data.images.base import ViewDataModule, split_indices
-from contrastive.data.images.transforms import (
-    Decoded,
-    Plain,
-    SimCLRTransform,
-    TwoViews,
-    plain_transform,
+from contrastive.data.images.fast_decode import (
+    BAD_IMAGE_ERRORS,
+    CropFirstViews,
+    describe,
+    load_rgb,
 )
+from contrastive.data.images.folder_index import FileIndex, read_file_list, scan_folder
+from contrastive.data.images.transforms import SimCLRTransform, plain_transform
+
+WARN_FIRST = 5  # unreadable files warned about one by one per loader process; the rest are counted
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """`im` as 8-bit RGB. PIL's `convert("RGB")` clips 16-bit and 32-bit modes (I;16, I, F) to 255 instead of
-    scaling them; those are scaled here: integer modes by their bit depth, floats from [0, 1]."""
-    if im.mode in ("RGB", "L", "P", "RGBA", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-        return im.convert("RGB")
-    a = np.asarray(im, dtype=np.float64)
-    if im.mode == "F":
-        a = a * 255.0 if a.size and np.nanmax(a) <= 1.0 else a / 257.0
-    elif a.size and a.max() > 65535:  # 32-bit integers using more than 16 bits
-        a = a / 2 ** 24
-    else:  # I;16 variants, and I holding 16-bit data (how PIL opens 16-bit PNGs)
-        a = a / 257.0
-    gray = Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), mode="L")
-    return gray.convert("RGB")
+class FolderImages(Dataset):
+    """Items `(*load(path), label[, position])` for the index positions `positions`. A file that cannot be
+    decoded is flagged in `bad` (shared with the loader workers) and replaced by the next readable one of the
+    same split, so batches stay full and a resumed run reads the same images; `on_bad="error"` raises instead."""
+
+    def __init__(self, index: FileIndex, positions: list[int], load: Callable[[str], tuple[torch.Tensor, ...]],
+                 bad: torch.Tensor, on_bad: str, with_position: bool) -> None:
+        self.index, self.positions, self.load = index, np.asarray(positions, dtype=np.int64), load
+        self.bad, self.on_bad, self.with_position = bad, on_bad, with_position
+        self._warned = 0
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, k: int) -> tuple:
+        n = len(self.positions)
+        if not -n <= k < n:
+            raise IndexError(f"item {k} of a split of {n} images")  # ends `for x in dataset`
+        for step in range(n):
+            pos = int(self.positions[(k + step) % n])
+            if self.bad[pos]:
+                continue
+            path = self.index.path(pos)
+            try:
+                tensors = self.load(path)
+            except BAD_IMAGE_ERRORS as e:
+                if self.on_bad == "error":
+                    raise ValueError(f"unreadable image {path} ({describe(e)}); set data.on_bad_image=skip to skip "
+                                     "such files") from e
+                self.bad[pos] = True
+                self._warn(path, e)
+                continue
+            label = int(self.index.labels[pos])
+            return (*tensors, label, int(self.positions[k])) if self.with_position else (*tensors, label)
+        raise ValueError(f"none of the {n} images of this split of {self.index.root or 'the file list'} can be read")
+
+    def _warn(self, path: str, e: BaseException) -> None:
+        self._warned += 1
+        if self._warned <= WARN_FIRST:
+            more = "; further ones are counted without a message" if self._warned == WARN_FIRST else ""
+            warnings.warn(f"skipped unreadable image {path} ({describe(e)}), using the next one{more}")
 
 
-def load_rgb(path: str) -> Image.Image:
-    """torchvision's default loader, with 16-bit and float images scaled to 8 bits instead of clipped."""
-    with open(path, "rb") as f:
-        im = Image.open(f)
-        im.load()
-        return to_rgb(im)
+class DecodedView:
+    """path -> `(uint8 [3, size, size],)`: resized (shorter side) and centre-cropped, for augmentation on the
+    device. A class, not a lambda, so loader workers started by spawn can receive it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.resize = T.Compose([T.ToImage(), T.Resize(size, antialias=True), T.CenterCrop(size)])
+
+    def __call__(self, path: str) -> tuple[torch.Tensor]:
+        return (self.resize(load_rgb(path, self.size)).as_subclass(torch.Tensor),)
 
 
-def unique_files(samples: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], int]:
-    """Each real file once (by resolved path; symbolic links can reach a file many times, loops without end),
-    keeping the first occurrence; and how many duplicates were dropped."""
-    seen: set[str] = set()
-    out = []
-    for path, label in samples:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            out.append((path, label))
-    return out, len(samples) - len(out)
+class PlainView(DecodedView):
+    """path -> `(float [3, size, size],)`: the evaluation transform, normalised."""
+
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.size, self.transform = size, plain_transform(size, mean, std)
+
+    def __call__(self, path: str) -> tuple[torch.Tensor]:
+        return (self.transform(load_rgb(path, self.size)),)
 
 
 class ImageFolderDataModule(ViewDataModule):
-    """torchvision's ImageFolder under `root`, split into train/val/test with a fixed seed; views made by
-    DataLoader workers (`augment_on=cpu`) or on whole batches on the training device (`device`)."""
+    """Images from `root` (`<class>/<image>` folders, or images with no class folders: unlabelled) or from
+    `file_list`; train/val/test split with a fixed seed unless `val_root` / `test_root` name their own folders
+    (with `val_root` alone, evaluation uses it too). Views made by DataLoader workers (`augment_on=cpu`) or on
+    whole batches on the training device (`device`)."""
 
     channels = 3  # of the images the encoder sees
 
-    def __init__(self, root: str, size: int = 64, batch_size: int = 128, num_workers: int = 4,
+    def __init__(self, root: str | None = None, size: int = 64, batch_size: int = 128, num_workers: int = 4,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
-                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0,
-                 on_bad_image: str = "skip", augment_on: str = "cpu") -> None:
+                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0, on_bad_image: str = "skip",
+                 augment_on: str = "cpu", val_root: str | None = None, test_root: str | None = None,
+                 file_list: str | None = None) -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
-        self.root, self.size = root, size
-        self.fractions, self.split_seed = (val_fraction, test_fraction), split_seed
-        self.transform = transform or SimCLRTransform(size)
-        self._augment_on(augment_on, self.transform)
+        if (root is None) == (file_list is None):
+            raise ValueError(f"set exactly one of data.root (a folder) and data.file_list (a text or CSV file of "
+                             f"paths), got root={root!r}, file_list={file_list!r}")
         if on_bad_image not in ("skip", "error"):
             raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad_image!r}")
+        self.root, self.file_list, self.val_root, self.test_root = root, file_list, val_root, test_root
+        self.size, self.fractions, self.split_seed = size, (val_fraction, test_fraction), split_seed
+        self.transform = transform or SimCLRTransform(size)
+        self._augment_on(augment_on, self.transform)
         self.on_bad_image = on_bad_image
-        self.skipped: list[str] = []
+        self.indexes: dict[str, FileIndex] = {}
+        self._bad: dict[str, torch.Tensor] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        if not os.path.isdir(self.root):
-            raise FileNotFoundError(f"image folder {os.path.abspath(self.root)} does not exist; set data.root "
-                                    "to a folder laid out as <root>/<class name>/<image file>")
-        try:
-            base = torchvision.datasets.ImageFolder(self.root, loader=load_rgb)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"no images under {os.path.abspath(self.root)}: expected "
-                                    f"<root>/<class name>/<image file> ({e})") from e
-        self._drop_bad_images(base)
-        self.num_classes, self._num_items = len(base.classes), len(base)
-        tr, va, te = split_indices(len(base), *self.fractions, self.split_seed)
-        # augment_on=device: workers decode and resize to uint8, the views are made on the training device
-        views = Decoded(base, self.size) if self.device_augment else TwoViews(base, self.transform)
-        plain = Plain(base, plain_transform(self.size))
-        self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
-        self.eval_train_set, self.eval_test_set = Subset(plain, tr), Subset(plain, te)
+        if self.indexes:
+            return  # indexed once per process: evaluation and memory-bank sizing call setup again
+        train = read_file_list(self.file_list) if self.file_list else scan_folder(self.root)
+        val = scan_folder(self.val_root, train.classes) if self.val_root else None
+        test = scan_folder(self.test_root, train.classes) if self.test_root else val
+        if train.duplicates:
+            warnings.warn(f"{train.duplicates} path(s) under {self.root or self.file_list} reach a file or folder "
+                          "already indexed (symbolic or hard links, link loops); each file is used once")
+        if not train.labelled:
+            warnings.warn(f"{self.root or self.file_list} has no labels (no class folders): training works, "
+                          "label-based evaluation (k-NN) will be skipped")
+        self.indexes = {"train": train, **({"val": val} if val else {}), **({"test": test} if test else {})}
+        for k, ix in self.indexes.items():  # a test split that is the val folder shares its flags
+            # in shared memory: the loader workers flag the files they cannot read, the main process counts them
+            self._bad[k] = self._bad["val"] if k == "test" and ix is val else \
+                torch.zeros(len(ix), dtype=torch.bool).share_memory_()
+        tr, va, te = split_indices(len(train), 0.0 if val else self.fractions[0], 0.0 if test else self.fractions[1],
+                                   self.split_seed)
+        self.num_classes, self._num_items = len(train.classes), len(train)
+        opts = self.transform.options
+        views = DecodedView(self.size) if self.device_augment else CropFirstViews(self.transform)
+        plain = PlainView(self.size, opts["mean"], opts["std"])
 
-    def _drop_bad_images(self, base: torchvision.datasets.ImageFolder) -> None:
-        """Open every image once; corrupt or truncated files are skipped and counted, or raise."""
-        good, bad = [], []
-        samples, duplicates = unique_files(base.samples)
-        if duplicates:
-            warnings.warn(f"{duplicates} path(s) under {self.root} reach a file already indexed (symbolic links); "
-                          "each file is used once")
-        for path, label in samples:
-            try:
-                load_rgb(path)  # decodes the pixels: catches truncated files, not just bad headers
-                good.append((path, label))
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-                if self.on_bad_image == "error":
-                    raise ValueError(f"unreadable image {path}: {e} (set data.on_bad_image=skip to skip such "
-                                     "files)") from e
-                bad.append(path)
-        if bad:
-            warnings.warn(f"skipped {len(bad)} unreadable image(s) under {self.root}, e.g. {bad[:3]}")
-        if not good:
-            raise ValueError(f"no readable images under {os.path.abspath(self.root)}")
-        base.samples = base.imgs = good
-        base.targets = [y for _, y in good]
-        self.skipped = bad
+        def part(key: str, load: Callable, with_position: bool, positions: list[int] | None = None) -> FolderImages:
+            index = self.indexes[key]
+            return FolderImages(index, list(range(len(index))) if positions is None else positions, load,
+                                self._bad[key], self.on_bad_image, with_position)
+
+        self.train_set = part("train", views, True, tr)
+        self.val_set = part("val", views, True) if val else (part("train", views, True, va) if va else None)
+        self.eval_train_set = part("train", plain, False, tr)
+        self.eval_test_set = part("test", plain, False) if test else part("train", plain, False, te)
+
+    def bad_images(self) -> list[str]:
+        """The files found unreadable so far (by any loader process)."""
+        return [self.indexes[k].path(int(p)) for k in ("train", "val", "test")
+                if k in self.indexes and not (k == "test" and self._bad[k] is self._bad.get("val"))
+                for p in torch.nonzero(self._bad[k]).flatten()]
+
+
+def index_size_bytes(index: FileIndex) -> int:
+    """The bytes an index holds: paths, offsets, labels."""
+    return index.blob.nbytes + index.offsets.nbytes + index.labels.nbytes + sum(map(len, index.classes))

@@ -36,6 +36,8 @@ class SimCLRTransform:
             steps.append(T.RandomSolarize(128, p=solarize_p))
         steps += [T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
         self.transform = T.Compose(steps)
+        # the same view for an image already cropped and resized (the image-folder loader crops while decoding)
+        self.after_crop = T.Compose([T.ToImage(), *steps[2:]])
 
     def __call__(self, img: Any) -> torch.Tensor:
         return self.transform(img)
