@@ -74,3 +74,12 @@ def broadcast_seed(seed: int) -> int:
     box = [seed]
     dist.broadcast_object_list(box, src=0)
     return int(box[0])
+
+
+def rank_zero_flag(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Rank 0's boolean on every rank (one tiny broadcast), so that all ranks act on the same step."""
+    if not is_distributed():
+        return bool(flag)
+    box = torch.tensor([int(flag)], device=device)
+    dist.broadcast(box, src=0)
+    return bool(box.item())

@@ -7,6 +7,9 @@ import os
 import pickle
 import random
 import shutil
+import signal
+import subprocess
+import threading
 import warnings
 import zipfile
 from typing import Any
@@ -15,6 +18,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from contrastive.distributed import rank_zero_flag
 
 
 def _position(checkpoint: dict[str, Any]) -> str | None:
@@ -135,19 +141,46 @@ class RNGStateCallback(pl.Callback):
 
 
 class SaveOnSigterm(pl.Callback):
-    """SIGTERM (what SLURM and Kubernetes send before a kill): Lightning notes it and stops after the batch;
-    this saves `path` at that step first, so the same command with `resume=auto` continues from there."""
+    """SIGTERM (what SLURM and Kubernetes send before a kill) and, in a SLURM job, SIGUSR1 (`--signal=USR1@90`):
+    save `path` at the end of the current batch, on every rank at the same step, and exit. After SIGUSR1 the job
+    is also requeued (`scontrol requeue`); the same command with `resume=auto` continues from there."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.requeue = False
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if os.environ.get("SLURM_JOB_ID") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, self._on_usr1)
+
+    def _on_usr1(self, signum: int, frame: Any) -> None:
+        self.requeue = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if trainer.received_sigterm:
-            trainer.save_checkpoint(self.path)
-            if trainer.is_global_zero:
-                print(f"SIGTERM: saved step {trainer.global_step} to {self.path}; run the same command with "
-                      "resume=auto to continue", flush=True)
+        stop = rank_zero_flag(trainer.received_sigterm or self.requeue, module.device)
+        if not stop:
+            return
+        trainer.save_checkpoint(self.path)
+        what = "SIGUSR1" if self.requeue else "SIGTERM"
+        if trainer.is_global_zero:
+            print(f"{what}: saved step {trainer.global_step} to {self.path}; run the same command with "
+                  "resume=auto to continue", flush=True)
+            if self.requeue:
+                requeue_slurm_job()
+        raise SIGTERMException  # Lightning's own way out: every rank stops here, exit code 0
+
+
+def requeue_slurm_job() -> None:
+    """`scontrol requeue <job>` for this SLURM job (an array task by its array id); a failure is printed."""
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+        print(f"requeued SLURM job {job}" if done.returncode == 0 else
+              f"scontrol requeue {job} failed ({done.returncode}): {done.stderr.strip()}", flush=True)
+    except FileNotFoundError:
+        print(f"scontrol not found: SLURM job {job} was not requeued; resubmit it with resume=auto", flush=True)
 
 
 def warn_if_lr_changed(saved: dict[str, Any], lr: float | None, key: str) -> None:

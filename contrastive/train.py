@@ -8,6 +8,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from contrastive.reliability import (
@@ -90,8 +91,10 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if loggers:
         callbacks.append(pl.callbacks.LearningRateMonitor("step"))
-    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                   plugins=[AtomicCheckpointIO()])
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # SaveOnSigterm handles SIGUSR1 at a batch end (Lightning's saves mid-step)
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:

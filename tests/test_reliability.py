@@ -102,6 +102,33 @@ def test_sigterm_saves_the_current_step_and_resume_auto_continues_exactly(tmp_pa
     assert worst <= 1e-6, f"resumed run differs by {worst} (SIGTERM at step {saved_step})"
 
 
+@pytest.mark.slow
+def test_sigusr1_in_a_slurm_job_saves_the_step_and_requeues(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"  # stands in for SLURM's: records how it was called
+    scontrol.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'scontrol.args'}\n")
+    scontrol.chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "pretrain", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NODELIST": "localhost"}
+    env = {**os.environ, **slurm, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
+    run = tmp_path / "run"
+    victim = subprocess.Popen([sys.executable, "-m", "contrastive.train", *RUN, "checkpoint_every_n_steps=1000",
+                               f"hydra.run.dir={run}", "resume=auto"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None and not last.exists():
+        time.sleep(0.02)
+    assert victim.poll() is None, "the run ended before the signal"
+    victim.send_signal(signal.SIGUSR1)  # what SLURM sends with --signal=USR1@90
+    out, _ = victim.communicate(timeout=120)
+    assert victim.returncode == 0, out[-2000:]
+    saved_step = torch.load(last, weights_only=True)["global_step"]
+    assert f"SIGUSR1: saved step {saved_step} to {last}" in out and 5 < saved_step < 15, out[-2000:]
+    assert "requeued SLURM job 4242" in out and (tmp_path / "scontrol.args").read_text().split() == ["requeue", "4242"]
+
+
 def test_run_name_gives_a_stable_directory(tmp_path):
     r = run_cli(["run_name=my-run", "trainer.max_steps=1", "trainer.limit_val_batches=0", "evaluate=false",
                  "logger=none", "trainer.enable_progress_bar=false"], tmp_path)
@@ -207,6 +234,8 @@ def test_resume_into_other_config_lists_mismatches(tmp_path):
     train(make_cfg(tmp_path, ["evaluate=false"]))
     with pytest.raises(ValueError, match=r"encoder\.net\.0\.0\.weight: checkpoint \(32, 1, 3, 3\) vs model \(16, 1, 3, 3\)"):
         train(make_cfg(tmp_path, ["evaluate=false", "resume=true", "encoder.width=16"]))
+    with pytest.raises(ValueError, match=r"does not fit this configuration"):  # a requeued job with another model
+        train(make_cfg(tmp_path, ["evaluate=false", "resume=auto", "encoder.width=16"]))
 
 
 def test_unwritable_output_dir_fails_before_training(tmp_path):
