@@ -22,11 +22,12 @@ def check_guard(guard: str) -> str:
     return guard
 
 
-def first_non_finite_grad(module: nn.Module) -> str | None:
-    """The name of the first parameter whose gradient holds NaN or inf, or None; one host sync when all are
-    finite (the check is fused over every gradient)."""
-    named = [(n, p.grad.coalesce().values() if p.grad.is_sparse else p.grad)
-             for n, p in module.named_parameters() if p.grad is not None]
+def first_non_finite_grad(module: nn.Module, losses: list[torch.Tensor] | None = None) -> str | None:
+    """"loss" if one of `losses` is NaN or inf, else the name of the first parameter whose gradient is, else None;
+    one host sync when all are finite (the check is fused over the losses and every gradient)."""
+    named = [("loss", loss.detach()) for loss in losses or []] + \
+        [(n, p.grad.coalesce().values() if p.grad.is_sparse else p.grad)
+         for n, p in module.named_parameters() if p.grad is not None]
     if not named or bool(torch.stack([torch.isfinite(g).all() for _, g in named]).all()):
         return None
     return next(n for n, g in named if not bool(torch.isfinite(g).all()))
@@ -52,6 +53,7 @@ class ContrastiveModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._pending_keys: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self._step_losses: list[tuple[torch.Tensor, int]] = []  # since the last optimizer step
         self._saved_state: list[tuple[torch.Tensor, torch.Tensor]] = []  # guard=skip: put back on a skipped step
 
     def configure_model(self) -> None:
@@ -148,15 +150,20 @@ class ContrastiveModule(pl.LightningModule):
         if not self.automatic_optimization:
             return self._cached_step(batch)
         loss = self._loss(batch, "train")
-        if not bool(torch.isfinite(loss)) and self._non_finite(f"non-finite loss {loss.item()}"):
-            return None  # Lightning skips backward and the optimizer step
-        self._log_loss(loss, "train", self._batch_size(batch))
+        # checked with the gradients before the optimizer step: one host sync per step, not one per check
+        self._step_losses.append((loss.detach(), self._batch_size(batch)))
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        name = first_non_finite_grad(self)
-        if name is not None and self._non_finite(f"non-finite gradient in {name}"):
+        losses, self._step_losses = self._step_losses, []
+        name = first_non_finite_grad(self, [loss for loss, _ in losses])
+        what = (f"non-finite loss {next(float(v) for v, _ in losses if not bool(torch.isfinite(v)))}"
+                if name == "loss" else f"non-finite gradient in {name}")
+        if name is not None and self._non_finite(what):
             optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are not updated
+        else:
+            for loss, n in losses:  # a skipped step's loss is not logged
+                self._log_loss(loss, "train", n)
         # before the checkpoint callbacks run, so a checkpoint of this step holds its keys
         pending, self._pending_keys = self._pending_keys, []
         for keys, index in pending:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import functional as F
 
 from contrastive.data.images.transforms import SimCLRTransform
 
@@ -84,9 +85,10 @@ class CropFirstViews:
             im.load()
             rgb = to_rgb(im)
         fx, fy = rgb.width / width, rgb.height / height
-        return tuple(self.transform.after_crop(rgb.resize(
-            (self.size, self.size), Image.BILINEAR, box=(left * fx, top * fy, (left + w) * fx, (top + h) * fy)))
-            for top, left, h, w in boxes)
+        pixels = F.pil_to_tensor(rgb)  # uint8 [3, H, W], cropped and resized by torch's fast uint8 path
+        return tuple(self.transform.after_crop(F.resized_crop(
+            pixels, round(top * fy), round(left * fx), max(1, round(h * fy)), max(1, round(w * fx)),
+            [self.size, self.size], antialias=True)) for top, left, h, w in boxes)
 
     def __repr__(self) -> str:
         return f"CropFirstViews(size={self.size}, scale={self.scale}, views={self.views})"
