@@ -256,3 +256,18 @@ def test_a_run_directory_where_the_log_cannot_be_written_is_named(tmp_path):
     assert r.stderr.strip().splitlines()[-1] == (
         f"cannot write the run's log file {run}/train.log (Is a directory) in the run directory {run}; pick a "
         "writable one with run_name=NAME or hydra.run.dir=DIR")
+
+
+def test_fused_guard_check_names_the_culprit_and_ignores_an_overflowing_sum():
+    from torch import nn
+
+    from contrastive.models.base import first_non_finite_grad
+    m = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    for p in m.parameters():
+        p.grad = torch.zeros_like(p)
+    assert first_non_finite_grad(m) is None
+    m[1].weight.grad[0, :2] = 3e38  # every value finite, their float32 sum is not
+    assert first_non_finite_grad(m) is None
+    assert first_non_finite_grad(m, [torch.tensor(float("inf"))]) == "loss"
+    m[1].bias.grad[0] = float("nan")
+    assert first_non_finite_grad(m) == "1.bias"
