@@ -20,6 +20,7 @@ import torch
 import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms import v2 as T
 
 from contrastive.data.images.fast_decode import CropFirstViews, load_rgb
 from contrastive.data.images.folder_index import scan_folder
@@ -70,12 +71,25 @@ def decode_pass(root: str) -> float:
     return time.perf_counter() - start
 
 
+def torchvision_simclr(options: dict) -> T.Compose:
+    """The SimCLR view of `SimCLRTransform(**options)` written with torchvision's own v2 transforms only."""
+    s, size = options["jitter_strength"], options["size"]
+    k = max(3, (size // 10) | 1)
+    return T.Compose([
+        T.ToImage(), T.RandomResizedCrop(size, scale=options["crop_scale"], antialias=True),
+        T.RandomHorizontalFlip(options["hflip_p"]),
+        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=options["jitter_p"]),
+        T.RandomGrayscale(options["gray_p"]), T.RandomApply([T.GaussianBlur(k, sigma=(0.1, 2.0))], p=options["blur_p"]),
+        T.ToDtype(torch.float32, scale=True), T.Normalize(options["mean"], options["std"])])
+
+
 class TorchvisionTwoViews(torch.utils.data.Dataset):
-    """The plain pipeline: torchvision's ImageFolder (PIL decode at full size) and the SimCLR transform twice."""
+    """The plain pipeline: torchvision's ImageFolder (PIL decode at full size) and torchvision's transforms for
+    the same SimCLR view, twice."""
 
     def __init__(self, root: str, transform: SimCLRTransform) -> None:
         self.base = torchvision.datasets.ImageFolder(root, is_valid_file=lambda p: os.path.getsize(p) > 1000)
-        self.transform = transform
+        self.transform = torchvision_simclr(transform.options)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -154,7 +168,6 @@ def main() -> None:
 def crop_stage_ms(files: list[str], size: int) -> tuple[float, float]:
     """ms per image to decode a file and make two random resized crops as uint8 tensors: ours, torchvision's."""
     from torchvision.datasets.folder import default_loader
-    from torchvision.transforms import v2 as T
 
     views = CropFirstViews(SimCLRTransform(size))
     views.transform.after_crop = T.ToImage()

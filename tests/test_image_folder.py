@@ -170,3 +170,19 @@ def test_crop_box_stays_inside_the_image():
         for _ in range(50):
             top, left, ch, cw = crop_box(w, h, (0.08, 1.0))
             assert 0 <= top and 0 <= left and top + ch <= h and left + cw <= w and ch > 0 and cw > 0
+
+
+@pytest.mark.parametrize("shape, k", [((3, 224, 224), 23), ((3, 40, 52), 5), ((2, 3, 17, 9), 7)])
+def test_separable_blur_equals_torchvision_blur(shape, k):
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as TF
+
+    from contrastive.data.images.transforms import SeparableGaussianBlur
+    x = tv_tensors.Image(torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
+    for sigma in (0.1, 0.9, 2.0):
+        ours = SeparableGaussianBlur(k, (sigma, sigma))
+        got, want = ours(x), TF.gaussian_blur(x, [k, k], [sigma, sigma])
+        assert isinstance(got, tv_tensors.Image) and got.dtype == torch.uint8 and got.shape == want.shape
+        assert (got.int() - want.int()).abs().max() <= 1  # uint8 rounding of the same float result
+        xf = x.float() / 255
+        assert torch.allclose(ours(xf), TF.gaussian_blur(xf, [k, k], [sigma, sigma]), atol=1e-5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from contrastive.checks import value_check_due
 from contrastive.losses.tiled import tiled_logsumexp
 
 _MODES = ("unpaired", "paired")
@@ -22,6 +23,8 @@ def _check_pair(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> N
 
 
 def _check_temperature(temperature: float | torch.Tensor) -> None:
+    if torch.is_tensor(temperature) and not value_check_due("temperature", temperature):
+        return
     t = float(temperature.detach().min()) if torch.is_tensor(temperature) else float(temperature)
     if not t > 0:
         raise ValueError(f"temperature must be > 0, got {t}")
@@ -189,7 +192,7 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: float | torch.Tenso
     the a->b and b->a cross-entropies (scalar)."""
     _check_pair("a", a, "b", b)
     scale = torch.as_tensor(logit_scale, dtype=a.dtype, device=a.device)
-    if not float(scale.detach().min()) > 0:
+    if value_check_due("logit_scale", scale) and not float(scale.detach().min()) > 0:
         raise ValueError(f"logit_scale must be > 0, got {float(scale.detach().min())}")
     t = 1.0 / scale
     return 0.5 * (info_nce(a, b, temperature=t, ids=ids) + info_nce(b, a, temperature=t, ids=ids))

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from contrastive.checks import value_check_due
 from contrastive.samplers.candidate import check_in_range, log_uniform_candidate_sampler
 
 FLT_MAX = 3.4028234663852886e38
@@ -126,7 +127,7 @@ def resolve_sampled_values(labels: torch.Tensor, num_true: int, num_sampled: int
     s = s.reshape(-1).long()
     check_in_range(s, n_rows, "sampled id")
     for name, q, ids in (("true_expected_count", qt, labels), ("sampled_expected_count", qs, s)):
-        if q.numel() and not bool((q > 0).all()):
+        if q.numel() and value_check_due(name, q) and not bool((q > 0).all()):
             at = int((q.reshape(-1) <= 0).nonzero()[0])
             cls = int(ids.reshape(-1)[at]) if ids.numel() == q.numel() else None
             raise ValueError(f"{name} holds {float(q.reshape(-1)[at])}" + (f" for class {cls}" if cls is not None

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from contrastive.checks import value_check_due
+
 Draw = Callable[[int, torch.Generator | None], torch.Tensor]
 Result = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -25,7 +27,7 @@ def make_generator(seed: int | torch.Generator | None, device: torch.device) -> 
 
 def check_in_range(ids: torch.Tensor, n: int, what: str) -> None:
     """Raise a ValueError naming the first of `ids` outside `[0, n)` (`what` names the values)."""
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+    if ids.numel() and value_check_due(what, ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
         bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
         raise ValueError(f"{what} {bad} is out of range [0, {n})")
 

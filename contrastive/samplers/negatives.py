@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastive import distributed as D
+from contrastive.samplers.candidate import check_in_range
 from contrastive.samplers.objects import CandidateSampler, UniformSampler
 
 
@@ -50,10 +51,11 @@ class NegativeQueue(nn.Module):
         ids = D.gather_no_grad(index.long()) if index is not None else torch.full((keys.shape[0],), -1,
                                                                                  device=keys.device)
         keys, ids = keys[-self.size:], ids[-self.size:]
-        slots = (int(self.ptr) + torch.arange(keys.shape[0], device=keys.device)) % self.size
-        self.keys[slots] = keys
+        # the pointer stays on the device: no host sync per step
+        slots = (self.ptr + torch.arange(keys.shape[0], device=self.ptr.device)) % self.size
+        self.keys[slots] = keys.to(self.keys.device)
         self.ids[slots] = ids.to(self.ids.device)
-        self.ptr.fill_((int(self.ptr) + keys.shape[0]) % self.size)
+        self.ptr.copy_((self.ptr + keys.shape[0]) % self.size)
 
 
 class MemoryBank(nn.Module):
@@ -86,6 +88,5 @@ class MemoryBank(nn.Module):
             raise ValueError("a memory bank needs the dataset index of every item in the batch")
         keys = D.gather_no_grad(F.normalize(keys.detach(), dim=1).to(self.bank.dtype))
         index = D.gather_no_grad(index.long())
-        if int(index.max()) >= self.num_items or int(index.min()) < 0:
-            raise ValueError(f"dataset index {int(index.max())} is out of range [0, {self.num_items})")
+        check_in_range(index, self.num_items, "dataset index")
         self.bank[index.to(self.bank.device)] = keys

@@ -5,9 +5,49 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def reflect_blur_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
+    """`[n, n]` matrix M with `x @ M` = the 1-D convolution of each row of `x` (length n) with `kernel`, the
+    rows padded by reflection (as torchvision's blur pads)."""
+    k, half = kernel.numel(), kernel.numel() // 2
+    src = torch.arange(n, device=kernel.device)[None, :] + torch.arange(k, device=kernel.device)[:, None] - half
+    src = src.abs()  # reflect at 0 (for n > half)
+    src = torch.where(src > n - 1, 2 * (n - 1) - src, src)  # reflect at n - 1
+    dst = torch.arange(n, device=kernel.device).expand(k, n)
+    m = torch.zeros(n, n, device=kernel.device)
+    return m.index_put_((src.reshape(-1), dst.reshape(-1)), kernel[:, None].expand(k, n).reshape(-1),
+                        accumulate=True)
+
+
+class SeparableGaussianBlur(torch.nn.Module):
+    """torchvision's `GaussianBlur` (reflect padding, sigma drawn uniformly from `sigma` per call) as two 1-D
+    passes, each one matrix product: the same image to float rounding (uint8 within 1), about 4x faster on a
+    CPU at 224 pixels, where the 2-D blur was most of a view's time."""
+
+    def __init__(self, kernel_size: int, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        self.kernel_size, self.sigma = kernel_size, tuple(sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.empty(1).uniform_(*self.sigma).item()
+        h, w = x.shape[-2:]
+        if min(h, w) <= self.kernel_size // 2:  # too small to reflect: torchvision's own blur
+            return T.functional.gaussian_blur(x, [self.kernel_size] * 2, [s, s])
+        r = torch.arange(self.kernel_size, dtype=torch.float32, device=x.device) - self.kernel_size // 2
+        kernel = torch.exp(-(r ** 2) / (2 * s * s))
+        kernel = kernel / kernel.sum()
+        y = (x if x.is_floating_point() else x.float()).as_subclass(torch.Tensor)
+        y = reflect_blur_matrix(h, kernel).T @ (y @ reflect_blur_matrix(w, kernel))
+        if not x.is_floating_point():
+            y = y.round_().clamp_(0, 255).to(x.dtype)
+        return tv_tensors.wrap(y, like=x) if isinstance(x, tv_tensors.Image) else y
 
 
 class SimCLRTransform:
@@ -31,7 +71,7 @@ class SimCLRTransform:
         ]
         if blur_p > 0:
             k = max(3, (size // 10) | 1)
-            steps.append(T.RandomApply([T.GaussianBlur(k, sigma=(0.1, 2.0))], p=blur_p))
+            steps.append(T.RandomApply([SeparableGaussianBlur(k, sigma=(0.1, 2.0))], p=blur_p))
         if solarize_p > 0:
             steps.append(T.RandomSolarize(128, p=solarize_p))
         steps += [T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
