@@ -197,7 +197,7 @@ def test_knn_that_cannot_be_measured_is_skipped_with_the_reason():
         assert knn_metrics({"trained": (f, y, f[:0], y[:0])}) == {}
     with pytest.warns(UserWarning, match="single class, so any classifier scores 1.0"):
         assert knn_metrics({"trained": (f, y * 0, f, y * 0)}) == {}
-    assert set(knn_metrics({"trained": (f, y, f, y)})) == {"knn_top1/trained", "knn10_top1/trained"}
+    assert set(knn_metrics({"trained": (f, y, f, y)})) == {"knn_top1/trained", "knn10_top1/trained", "linear_top1/trained"}
 
 
 def test_embedding_plot_uses_a_bounded_sample():

@@ -14,7 +14,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from contrastive.train import train
 from tests.conftest import make_cfg, run_cli
 
-KEYS = [f"{m}/{f}" for m in ("knn_top1", "knn10_top1") for f in ("trained", "random_init", "raw_pixels")]
+KEYS = [f"{m}/{f}" for m in ("knn_top1", "knn10_top1", "linear_top1") for f in ("trained", "random_init", "raw_pixels")]
 
 
 def test_default_run_writes_eval_plots_and_checkpoints(tmp_path):

@@ -12,12 +12,14 @@ import torch
 from torch import nn
 
 from contrastive.eval.knn import embed, knn_accuracy, low_label_knn
+from contrastive.eval.linear import linear_probe_accuracy
 
 RAW_PIXEL_LIMIT = 2 ** 28  # raw training values (1 GiB of float32); CIFAR-10's 50,000 x 3,072 fit
 
 
 def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) -> dict[str, float]:
-    """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>` and `knn10_top1/<name>`; nothing, with a
+    """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>`, `knn10_top1/<name>` and the linear probe's
+    `linear_top1/<name>`; nothing, with a
     warning saying why, where k-NN accuracy cannot be measured (an empty split, a single class)."""
     out: dict[str, float] = {}
     for name, (trf, tr_y, tef, te_y) in features.items():
@@ -29,6 +31,7 @@ def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) ->
             continue
         out[f"knn_top1/{name}"] = knn_accuracy(trf, tr_y, tef, te_y)
         out[f"knn10_top1/{name}"] = low_label_knn(trf, tr_y, tef, te_y, seed=seed)
+        out[f"linear_top1/{name}"] = linear_probe_accuracy(trf, tr_y, tef, te_y)
     return out
 
 
@@ -69,6 +72,18 @@ def finite_or_none(data: Any, where: str = "") -> Any:
     if isinstance(data, float) and not math.isfinite(data):
         warnings.warn(f"metric {where.rstrip('.')} is {data}; written as null")
         return None
+    return data
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """A JSON object from `path`, or an error naming the file."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); move it aside to write a new one") from e
+    if not isinstance(data, dict):
+        raise TypeError(f"{path} holds a JSON {type(data).__name__}, not an object")
     return data
 
 

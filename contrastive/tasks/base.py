@@ -9,7 +9,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from contrastive.eval.report import write_json
+from contrastive.eval.report import read_json, write_json
 
 # the groups a task may leave out of its config (`<group>: null`), and the ones every task uses
 GROUPS = ("data", "encoder", "projector", "objective", "negatives", "candidates", "model", "optimizer")
@@ -70,13 +70,16 @@ class Task:
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         raise NotImplementedError
 
-    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer | None) -> dict[str, Any]:
         raise NotImplementedError
 
     @staticmethod
-    def report(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, Any], **extra: Any) -> None:
-        """Write `eval.json` (metrics plus `extra`) in the run directory and log the numbers as `eval/*`."""
-        write_json(os.path.join(cfg.output_dir, "eval.json"), {**metrics, **extra})
+    def report(cfg: DictConfig, trainer: pl.Trainer | None, metrics: dict[str, Any], **extra: Any) -> None:
+        """Merge metrics plus `extra` into the run directory's `eval.json` and log the numbers as `eval/*`
+        (no trainer: `contrastive-eval`, nothing to log to)."""
+        path = os.path.join(cfg.output_dir, "eval.json")
+        old = read_json(path) if os.path.isfile(path) else {}
+        write_json(path, {**old, **metrics, **extra})
         numbers = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}
-        for lg in trainer.loggers:
+        for lg in trainer.loggers if trainer is not None else []:
             lg.log_metrics(numbers, step=trainer.global_step)

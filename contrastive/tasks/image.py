@@ -64,7 +64,7 @@ class ImageTask(Task):
                                         guard=cfg.guard)
         return {"datamodule": datamodule, "model": model, "random_init": random_init}
 
-    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer | None) -> dict[str, Any]:
         """k-NN of the trained and untrained encoders and raw pixels; writes eval.json and the plots."""
         dm, model = objects["datamodule"], objects["model"]
         dm.setup("test")
@@ -76,7 +76,8 @@ class ImageTask(Task):
         gpu = torch.cuda.is_available() and cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto")
         metrics, feats = evaluate_encoders({"trained": model.encoder, "random_init": objects["random_init"]},
                                            dm, seed=cfg.seed, device="cuda" if gpu else "cpu")
-        print("\nk-NN top-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws)")
+        print("\ntop-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws; linear: "
+              "logistic regression on frozen features)")
         print(format_table(metrics))
         self.report(cfg, trainer, metrics, **self.bad_images(dm))
         plot_embedding(feats["trained"][2], feats["trained"][3], os.path.join(cfg.output_dir, "embedding.png"),
@@ -88,6 +89,8 @@ class ImageTask(Task):
     def bad_images(dm: Any) -> dict[str, Any]:
         """How many files were unreadable (found by training and evaluation so far), for eval.json and the log."""
         bad = dm.bad_images()
+        if bad is None:
+            return {}
         if bad:
             print(f"\n{len(bad)} unreadable image(s) were skipped and replaced, e.g. {bad[:3]}")
         return {"bad_images": len(bad), "bad_image_examples": bad[:10]}

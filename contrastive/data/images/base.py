@@ -116,8 +116,8 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         is not cheap (an image folder would be decoded a second time)."""
         return None
 
-    def bad_images(self) -> list[str]:
-        """Files found unreadable while loading (skipped and replaced)."""
-        return []
+    def bad_images(self) -> list[str] | None:
+        """Files found unreadable while loading (skipped and replaced); None for data held in memory."""
+        return None
 
 

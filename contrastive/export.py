@@ -1,0 +1,97 @@
+"""Use a trained image encoder elsewhere: `load_encoder(RUN_DIR)` and `contrastive-export RUN_DIR OUT.pt`
+(or `OUT.safetensors`); ResNet weights are written under torchvision's own parameter names."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import hydra
+import torch
+from torch import nn
+
+from contrastive.encoders import ResNet
+from contrastive.reliability import load_checkpoint_file
+from contrastive.safe_config import load_run_config
+
+
+def locate(source: str, checkpoint: str = "last.ckpt") -> tuple[str, str]:
+    """(run directory, checkpoint file) for a run directory or a checkpoint file inside `<run>/checkpoints/`."""
+    if os.path.isdir(source):
+        run_dir, ckpt = source, os.path.join(source, "checkpoints", checkpoint)
+    elif os.path.isfile(source):
+        run_dir, ckpt = os.path.dirname(os.path.dirname(os.path.abspath(source))), source
+    else:
+        raise FileNotFoundError(f"{source} is neither a run directory nor a checkpoint file")
+    for need in (os.path.join(run_dir, "config.yaml"), ckpt):
+        if not os.path.isfile(need):
+            raise FileNotFoundError(f"{need} does not exist: pass a run directory made by contrastive-train "
+                                    "(config.yaml and checkpoints/) or one of its checkpoint files")
+    return run_dir, ckpt
+
+
+def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_encoder(source: str, checkpoint: str = "last.ckpt", with_projector: bool = False) -> nn.Module:
+    """The trained encoder of an image run (a run directory, or a checkpoint file of one) in eval mode on the
+    CPU; `with_projector=True`: `nn.Sequential(encoder, projector)`. Builds only what the run's config names
+    (no code from the run directory runs)."""
+    run_dir, ckpt = locate(source, checkpoint)
+    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
+    if cfg.get("encoder") is None:
+        raise ValueError(f"{run_dir} has no encoder (a word-vector run?): its vectors are in vectors.txt")
+    state = load_checkpoint_file(ckpt)["state_dict"]
+    encoder = hydra.utils.instantiate(cfg.encoder)
+    encoder.load_state_dict(_part(state, "encoder."))
+    if not with_projector:
+        return encoder.eval()
+    if cfg.get("projector") is None:
+        raise ValueError(f"{run_dir} has no projection head")
+    projector = hydra.utils.instantiate(cfg.projector, in_dim=encoder.out_dim)
+    projector.load_state_dict(_part(state, "projector."))
+    return nn.Sequential(encoder, projector).eval()
+
+
+def export_state_dict(encoder: nn.Module) -> dict[str, torch.Tensor]:
+    """The encoder's weights alone; a ResNet's under torchvision's names (`conv1.weight`, `layer1.0...`)."""
+    state = encoder.state_dict()
+    if isinstance(encoder, ResNet):
+        state = _part(state, "net.")
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict[str, str]:
+    """Write the encoder of `source` to `out` (.pt: a plain state dict; .safetensors: with the encoder's config as
+    metadata) and `<out>.json` (the config); returns the metadata."""
+    if not out.endswith((".pt", ".pth", ".safetensors")):
+        raise ValueError(f"{out}: the output must end in .pt, .pth or .safetensors")
+    run_dir, ckpt = locate(source, checkpoint)
+    encoder = load_encoder(source, checkpoint)
+    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
+    meta = {"encoder": json.dumps(dict(cfg.encoder)), "checkpoint": os.path.abspath(ckpt),
+            "names": "torchvision" if isinstance(encoder, ResNet) else "contrastive"}
+    state = export_state_dict(encoder)
+    if out.endswith(".safetensors"):
+        from safetensors.torch import save_file
+        save_file(state, out, metadata=meta)
+    else:
+        torch.save(state, out)
+    with open(out + ".json", "w") as f:
+        json.dump(meta, f, indent=2)
+    return meta
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Write a trained image encoder's weights alone (.pt or .safetensors)")
+    ap.add_argument("run_dir", help="a run directory of contrastive-train, or one of its checkpoint files")
+    ap.add_argument("out", help="OUT.pt or OUT.safetensors")
+    ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
+    a = ap.parse_args()
+    meta = export_encoder(a.run_dir, a.out, a.checkpoint)
+    print(f"wrote {a.out} ({meta['names']} parameter names) and {a.out}.json")
+
+
+if __name__ == "__main__":
+    main()
