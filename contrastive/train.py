@@ -123,11 +123,21 @@ if not OmegaConf.has_resolver("run_dir"):  # hydra.run.dir: outputs/<run_name>, 
     OmegaConf.register_new_resolver("run_dir", lambda name, stamp: f"outputs/{name or stamp}")
 
 
+def sweep_value(cfg: DictConfig, metrics: dict[str, float], task: Any) -> float | None:
+    """The number a sweep compares: `optimized_metric`, or the task's own (k-NN top-1, MRR, wordsim353)."""
+    key = cfg.get("optimized_metric") or task.metric
+    if key not in metrics:
+        raise KeyError(f"optimized_metric={key} is not among this run's metrics: {sorted(metrics)}")
+    return metrics[key]
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Console entry point; returns the final validation loss for sweepers."""
-    metrics, _ = train(cfg)
-    return metrics.get("val/loss")
+    """Console entry point; returns `optimized_metric` for sweepers (None with evaluate=false)."""
+    metrics, objects = train(cfg)
+    if not cfg.get("evaluate", True) or not objects["trainer"].is_global_zero:
+        return None  # evaluation runs on rank 0 only
+    return sweep_value(cfg, metrics, objects["task"])
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ class Task:
     them and writes `eval.json`."""
 
     name = "task"
+    metric = ""  # the eval.json key a sweep compares by default
     uses: ClassVar[dict[str, tuple[type, ...]]] = {}
     optional: ClassVar[tuple[str, ...]] = ()  # groups the task can use or leave off
 

@@ -28,6 +28,7 @@ class ImageTask(Task):
     """Data module, encoder (and its untrained copy), projector, objective, optional negative source, model."""
 
     name = "image"
+    metric = "knn_top1/trained"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet), "projector": (MLPHead,),
         "objective": (InfoNCE, NTXent), "negatives": (NegativeQueue, MemoryBank), "model": (SimCLR, MoCo),

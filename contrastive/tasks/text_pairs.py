@@ -38,6 +38,7 @@ class TextPairsTask(Task):
     token vectors there."""
 
     name = "text_pairs"
+    metric = "mrr"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText), "objective": (InfoNCE,),
         "model": (DualEncoder,), "optimizer": (object,)}

@@ -26,6 +26,7 @@ class Word2VecTask(Task):
     over that vocabulary, and the Word2Vec module."""
 
     name = "word2vec"
+    metric = "wordsim353_spearman"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (SkipGramDataModule,),
         "objective": (NCELoss, SampledSoftmaxLoss, NegativeSamplingLoss, FullSoftmaxLoss),
