@@ -61,3 +61,32 @@ def test_export_errors_name_what_is_wrong(tmp_path):
         load_encoder(str(tmp_path))
     with pytest.raises(ValueError, match=r"must end in .pt, .pth or .safetensors"):
         export_encoder(str(tmp_path), str(tmp_path / "out.bin"))
+
+
+def encoder_dim(run) -> int:
+    return load_encoder(str(run)).out_dim
+
+
+def test_embed_a_folder_of_images_with_an_image_run(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from contrastive.embed import main
+    from tests.test_image_folder import write_images
+    write_images(tmp_path / "train" / "a", 12), write_images(tmp_path / "train" / "b", 12, seed=1)
+    run = tmp_path / "run"
+    train(make_cfg(run, ["data=image_folder", f"data.root={tmp_path / 'train'}", "encoder.in_channels=3",
+                         "data.size=8", "data.batch_size=8", "data.num_workers=0", "evaluate=false", "logger=none"]))
+    write_images(tmp_path / "new", 5, seed=2)
+    (tmp_path / "new" / "9.png").write_bytes(b"junk")
+    out = tmp_path / "feats.npy"
+    monkeypatch.setattr("sys.argv", ["contrastive-embed", str(run), str(tmp_path / "new"), str(out)])
+    main()
+    feats, paths = np.load(out), (tmp_path / "feats.npy.paths.txt").read_text().splitlines()
+    assert feats.shape == (5, encoder_dim(run)) and [p.rsplit("/", 1)[1] for p in paths] == [f"{k}.png" for k in range(5)]
+    assert "1 unreadable file(s) left out" in capsys.readouterr().out
+    encoder = load_encoder(str(run))
+    from contrastive.data.images.image_folder import PlainView
+    view = PlainView(8, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    with torch.no_grad():
+        want = encoder(view(paths[3])[0][None])[0].numpy()
+    assert np.abs(feats[3] - want).max() <= 1e-5  # the same features as the encoder on that file
