@@ -75,8 +75,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     return {**task.build(cfg), "task": task}
 
 
-def make_trainer(cfg: DictConfig) -> pl.Trainer:
-    """The Trainer from `cfg.trainer` with checkpointing into `<output_dir>/checkpoints` and the loggers."""
+def make_trainer(cfg: DictConfig, extra: list[pl.Callback] | None = None) -> pl.Trainer:
+    """The Trainer from `cfg.trainer` with checkpointing into `<output_dir>/checkpoints`, the loggers and the
+    task's `extra` callbacks (the image task's online monitors)."""
     ckpt_dir = os.path.join(cfg.output_dir, "checkpoints")
     callbacks: list[pl.Callback] = [
         # no version counter: a resumed run overwrites last.ckpt instead of leaving a stale last-v1.ckpt beside it
@@ -87,6 +88,7 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
                                      enable_version_counter=False),
         RNGStateCallback(),
         SaveOnSigterm(os.path.join(ckpt_dir, "last.ckpt")),
+        *(extra or []),
     ]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if loggers:
@@ -108,7 +110,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         saved = check_checkpoint_matches(ckpt, objects["model"])
         key = "optimizer.lr" if OmegaConf.select(cfg, "optimizer.lr") is not None else "model.lr"
         warn_if_lr_changed(saved, OmegaConf.select(cfg, key), key)
-    trainer = make_trainer(cfg)
+    trainer = make_trainer(cfg, objects.get("callbacks"))
     if trainer.is_global_zero and ckpt is None:
         OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)
     trainer.fit(objects["model"], datamodule=objects["datamodule"], ckpt_path=ckpt)

@@ -39,3 +39,21 @@ def test_the_sweep_metric_is_the_tasks_own_or_the_one_asked_for(tmp_path):
     cfg.optimized_metric = "knn_top5"
     with pytest.raises(KeyError, match=r"optimized_metric=knn_top5 is not among this run's metrics: \['knn_top1"):
         sweep_value(cfg, metrics, ImageTask())
+
+
+def test_online_monitors_log_each_validation_and_match_the_final_encoder(tmp_path):
+    import csv
+
+    from contrastive.eval.knn import embed, knn_accuracy
+    cfg = make_cfg(tmp_path, ["trainer.max_epochs=2", "evaluate=false", "logger=default"])
+    metrics, objects = train(cfg)
+    with open(tmp_path / "logs" / "metrics.csv", newline="") as f:
+        logged = [(int(r["epoch"]), float(r["val/knn_top1"])) for r in csv.DictReader(f) if r.get("val/knn_top1")]
+    assert [e for e, _ in logged] == [0, 1]  # every validation, not the sanity check
+    dm, encoder = objects["datamodule"], objects["model"].encoder
+    train_f, train_y = embed(encoder, dm.eval_loaders()[0])
+    val_f, val_y = embed(encoder, dm.eval_val_loader())
+    assert logged[-1][1] == pytest.approx(knn_accuracy(train_f, train_y, val_f, val_y), abs=1e-6)
+    assert 0.0 <= metrics["val/linear_top1"] <= 1.0 and metrics["val/monitor_seconds"] > 0
+    _, off = train(make_cfg(tmp_path / "off", ["evaluate=false", "monitors=false", "logger=none"]))
+    assert "val/knn_top1" not in off["trainer"].callback_metrics

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from contrastive.data.images.base import ViewDataModule
 from contrastive.encoders import DigitsCNN, MLPHead, ResNet
+from contrastive.eval.monitors import OnlineMonitors
 from contrastive.eval.report import (
     evaluate_encoders,
     format_table,
@@ -63,7 +64,8 @@ class ImageTask(Task):
                                         objective=hydra.utils.instantiate(cfg.objective),
                                         optimizer=hydra.utils.instantiate(cfg.optimizer), negatives=negatives,
                                         guard=cfg.guard)
-        return {"datamodule": datamodule, "model": model, "random_init": random_init}
+        monitors = [OnlineMonitors()] if cfg.get("monitors", True) else []
+        return {"datamodule": datamodule, "model": model, "random_init": random_init, "callbacks": monitors}
 
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer | None) -> dict[str, Any]:
         """k-NN of the trained and untrained encoders and raw pixels; writes eval.json and the plots."""

@@ -36,6 +36,7 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
     device_augment: bool = False
     eval_train_set: Dataset
     eval_test_set: Dataset
+    eval_val_set: Dataset | None = None  # the validation split un-augmented, `(x, label)`, for the online monitors
 
     def __init__(self, batch_size: int = 256, num_workers: int = 0, eval_batch_size: int = 512,
                  shuffle_seed: int = 0) -> None:
@@ -105,6 +106,10 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         """(train, test) loaders of un-augmented `(x, label)` batches for k-NN evaluation."""
         return (self._loader(self.eval_train_set, self.eval_batch_size),
                 self._loader(self.eval_test_set, self.eval_batch_size))
+
+    def eval_val_loader(self) -> DataLoader | None:
+        """Un-augmented `(x, label)` batches of the validation split, or None without one."""
+        return None if self.eval_val_set is None else self._loader(self.eval_val_set, self.eval_batch_size)
 
     def num_items(self) -> int:
         """How many distinct dataset indices the training batches carry (the size of a memory bank)."""

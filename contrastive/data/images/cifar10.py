@@ -68,6 +68,7 @@ class Cifar10DataModule(ViewDataModule):
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
         plain = plain_transform(32)
         self.eval_train_set, self.eval_test_set = Subset(Plain(train, plain), tr), Plain(test, plain)
+        self.eval_val_set = Subset(Plain(train, plain), va) if va else None
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         train, test = load_cifar10(self.root, True, False), load_cifar10(self.root, False, False)

@@ -43,6 +43,7 @@ class DigitsDataModule(ViewDataModule):
         self.val_set = TensorDataset(self.x[va], self.y[va], va) if len(va) else None
         self.eval_train_set = TensorDataset(digit_plain(self.x[tr], self.size), self.y[tr])
         self.eval_test_set = TensorDataset(digit_plain(self.x[te], self.size), self.y[te])
+        self.eval_val_set = TensorDataset(digit_plain(self.x[va], self.size), self.y[va]) if len(va) else None
 
     def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One augmented view of a `[B, 1, 8, 8]` batch."""

@@ -148,6 +148,7 @@ class ImageFolderDataModule(ViewDataModule):
         self.val_set = part("val", views, True) if val else (part("train", views, True, va) if va else None)
         self.eval_train_set = part("train", plain, False, tr)
         self.eval_test_set = part("test", plain, False) if test else part("train", plain, False, te)
+        self.eval_val_set = part("val", plain, False) if val else (part("train", plain, False, va) if va else None)
 
     def bad_images(self) -> list[str]:
         """The files found unreadable so far (by any loader process)."""
