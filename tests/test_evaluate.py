@@ -57,3 +57,18 @@ def test_online_monitors_log_each_validation_and_match_the_final_encoder(tmp_pat
     assert 0.0 <= metrics["val/linear_top1"] <= 1.0 and metrics["val/monitor_seconds"] > 0
     _, off = train(make_cfg(tmp_path / "off", ["evaluate=false", "monitors=false", "logger=none"]))
     assert "val/knn_top1" not in off["trainer"].callback_metrics
+
+
+@pytest.mark.slow
+def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
+    from tests.conftest import FAST, run_cli
+    sweep = tmp_path / "sweep"
+    r = run_cli(["-m", "objective.temperature=0.2,0.5", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = (sweep / "sweep.md").read_text().splitlines()
+    assert table[0].startswith("| job | overrides | `knn_top1/trained` |") and len(table) == 4
+    assert {line.split("|")[1].strip() for line in table[2:]} == {"0", "1"}
+    values = [float(line.split("|")[3]) for line in table[2:]]
+    assert values == sorted(values, reverse=True)  # best first
+    assert "sweep of 2 job(s), best knn_top1/trained first" in r.stdout
