@@ -63,5 +63,6 @@ step "SimCLR throughput" 180 "$py" scripts/bench_simclr.py "${simclr[@]}"
 step "NT-Xent vs lightly" 45 "$py" scripts/bench_infonce.py "${infonce[@]}"
 step "NCE / sampled softmax vs vocabulary" 75 "$py" scripts/bench_sampled_losses.py "${sampled[@]}"
 step "word2vec, batched path" 75 "$py" scripts/bench_word2vec.py "${w2v[@]}"
+step "guard and gather overhead" 90 "$py" scripts/bench_step_overhead.py
 echo "failed steps: ${failed[*]:-none}" | tee -a "$res"
 [ ${#failed[@]} -eq 0 ]

@@ -271,3 +271,12 @@ def test_fused_guard_check_names_the_culprit_and_ignores_an_overflowing_sum():
     assert first_non_finite_grad(m, [torch.tensor(float("inf"))]) == "loss"
     m[1].bias.grad[0] = float("nan")
     assert first_non_finite_grad(m) == "1.bias"
+
+
+def test_value_checks_read_cpu_tensors_always_and_accelerator_tensors_sampled():
+    from contrastive.checks import EVERY, FIRST, value_check_due
+    cpu = torch.zeros(3)
+    assert all(value_check_due("test-cpu-site", cpu) for _ in range(300))
+    off_host = torch.empty(3, device="meta")  # stands in for a GPU tensor: not on the host
+    due = [value_check_due("test-device-site", off_host) for _ in range(3 * EVERY)]
+    assert all(due[:FIRST]) and sum(due) == FIRST + 2 and due[EVERY] and due[2 * EVERY]
