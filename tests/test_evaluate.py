@@ -72,3 +72,11 @@ def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
     values = [float(line.split("|")[3]) for line in table[2:]]
     assert values == sorted(values, reverse=True)  # best first
     assert "sweep of 2 job(s), best knn_top1/trained first" in r.stdout
+
+
+def test_monitors_do_not_change_what_is_trained(tmp_path):
+    import torch
+    runs = [train(make_cfg(tmp_path / str(on), ["trainer.max_epochs=2", "evaluate=false", "logger=none",
+                                                f"monitors={on}"]))[1]["model"] for on in ("true", "false")]
+    a, b = (m.state_dict() for m in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a), "the monitors drew from the training run's RNG"

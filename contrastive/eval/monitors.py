@@ -33,7 +33,10 @@ class OnlineMonitors(pl.Callback):
         if len(train_set) > self.max_train:
             pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:self.max_train]
             train_set = Subset(train_set, pick.tolist())
-        train_loader = DataLoader(train_set, batch_size=dm.eval_batch_size, num_workers=dm.num_workers)
+        # its own generator: starting a loader without one draws from the global RNG, which would change the
+        # training run's augmentations and negatives (monitors on and off must train the same weights)
+        train_loader = DataLoader(train_set, batch_size=dm.eval_batch_size, num_workers=dm.num_workers,
+                                  generator=torch.Generator().manual_seed(0))
         train_f, train_y = embed(module.encoder, train_loader, module.device)
         val_f, val_y = embed(module.encoder, val_loader, module.device)
         metrics: dict[str, Any] = {"val/knn_top1": knn_accuracy(train_f, train_y, val_f, val_y)}
