@@ -80,3 +80,16 @@ def test_monitors_do_not_change_what_is_trained(tmp_path):
                                                 f"monitors={on}"]))[1]["model"] for on in ("true", "false")]
     a, b = (m.state_dict() for m in runs)
     assert all(torch.equal(a[k], b[k]) for k in a), "the monitors drew from the training run's RNG"
+
+
+@pytest.mark.slow
+def test_optuna_searches_on_the_optimized_metric(tmp_path):
+    from tests.conftest import FAST, run_cli
+    sweep = tmp_path / "optuna"
+    r = run_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=maximize",
+                 "objective.temperature=interval(0.1,0.5)", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    values = [float(line.split("|")[3]) for line in (sweep / "sweep.md").read_text().splitlines()[2:]]
+    best = float(next(line for line in (r.stdout + r.stderr).splitlines() if "Best value:" in line).split()[-1])
+    assert len(values) == 2 and round(best, 4) == max(values)  # Optuna saw the k-NN top-1 each job returned
