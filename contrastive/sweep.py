@@ -2,13 +2,19 @@
 written to `<sweep dir>/sweep.md`, best `optimized_metric` first."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from contrastive.eval.report import read_json
+
+
+def optimized_metric(cfg: DictConfig, task: Any) -> str:
+    """The eval.json key a sweep compares: `optimized_metric`, or the task's (class or object) own."""
+    return cfg.get("optimized_metric") or task.metric
 
 
 def sweep_rows(sweep_dir: str) -> list[dict[str, Any]]:
@@ -18,9 +24,7 @@ def sweep_rows(sweep_dir: str) -> list[dict[str, Any]]:
         job = os.path.join(sweep_dir, name)
         overrides, results = os.path.join(job, ".hydra", "overrides.yaml"), os.path.join(job, "eval.json")
         if os.path.isfile(overrides) and os.path.isfile(results):
-            with open(results) as f:
-                numbers = json.load(f)
-            rows.append({"job": name, "overrides": " ".join(OmegaConf.load(overrides)), **numbers})
+            rows.append({"job": name, "overrides": " ".join(OmegaConf.load(overrides)), **read_json(results)})
     return rows
 
 
@@ -44,7 +48,7 @@ class SweepTable(Callback):
         rows = sweep_rows(sweep_dir) if os.path.isdir(sweep_dir) else []
         if not rows:
             return
-        metric = config.get("optimized_metric") or hydra.utils.get_class(config.task._target_).metric
+        metric = optimized_metric(config, hydra.utils.get_class(config.task._target_))
         table = sweep_table(rows, metric)
         with open(os.path.join(sweep_dir, "sweep.md"), "w") as f:
             f.write(table + "\n")

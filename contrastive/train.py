@@ -18,6 +18,7 @@ from contrastive.reliability import (
     check_checkpoint_matches,
     warn_if_lr_changed,
 )
+from contrastive.sweep import optimized_metric
 
 
 def check_output_dir(path: str) -> None:
@@ -127,7 +128,7 @@ if not OmegaConf.has_resolver("run_dir"):  # hydra.run.dir: outputs/<run_name>, 
 
 def sweep_value(cfg: DictConfig, metrics: dict[str, float], task: Any) -> float | None:
     """The number a sweep compares: `optimized_metric`, or the task's own (k-NN top-1, MRR, wordsim353)."""
-    key = cfg.get("optimized_metric") or task.metric
+    key = optimized_metric(cfg, task)
     if key not in metrics:
         raise KeyError(f"optimized_metric={key} is not among this run's metrics: {sorted(metrics)}")
     return metrics[key]

@@ -24,7 +24,7 @@ from torchvision.transforms import v2 as T
 
 from contrastive.data.images.fast_decode import CropFirstViews, load_rgb
 from contrastive.data.images.folder_index import scan_folder
-from contrastive.data.images.image_folder import ImageFolderDataModule, index_size_bytes
+from contrastive.data.images.image_folder import ImageFolderDataModule
 from contrastive.data.images.transforms import SimCLRTransform
 
 
@@ -130,7 +130,7 @@ def main() -> None:
         t_scan = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        per_file, scan_peak = index_size_bytes(index) / len(index), peak / len(index)
+        per_file, scan_peak = index.nbytes / len(index), peak / len(index)
         print(f"files: {args.small} and {args.large} JPEGs of 320x240, 0.2% corrupt or truncated; "
               f"{args.workers} loader workers")
         print(f"time to first step: {t_small:.2f} s ({args.small} files), {t_large:.2f} s ({args.large} files); "

@@ -38,8 +38,8 @@ def fit_linear_probe(train_f: torch.Tensor, train_y: torch.Tensor, weight_decay:
 
 @torch.no_grad()
 def linear_probe_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
-                          test_y: torch.Tensor, weight_decay: float = 1e-4) -> float:
+                          test_y: torch.Tensor, weight_decay: float = 1e-4, max_iter: int = 500) -> float:
     """Top-1 accuracy on `test_f`, `test_y` of the linear probe fitted on the training features."""
-    w, b, mean, std = fit_linear_probe(train_f, train_y, weight_decay)
+    w, b, mean, std = fit_linear_probe(train_f, train_y, weight_decay, max_iter)
     logits = ((test_f.to(w.device).float() - mean) / std) @ w + b
     return float((logits.argmax(1) == test_y.to(w.device)).float().mean())

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from contrastive.eval.knn import embed, knn_accuracy
-from contrastive.eval.linear import fit_linear_probe
+from contrastive.eval.linear import linear_probe_accuracy
 
 
 class OnlineMonitors(pl.Callback):
@@ -33,16 +33,13 @@ class OnlineMonitors(pl.Callback):
         if len(train_set) > self.max_train:
             pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:self.max_train]
             train_set = Subset(train_set, pick.tolist())
-        # its own generator: starting a loader without one draws from the global RNG, which would change the
-        # training run's augmentations and negatives (monitors on and off must train the same weights)
-        train_loader = DataLoader(train_set, batch_size=dm.eval_batch_size, num_workers=dm.num_workers,
-                                  generator=torch.Generator().manual_seed(0))
-        train_f, train_y = embed(module.encoder, train_loader, module.device)
+        # the data module's loader has its own generator: one without would draw from the global RNG and change
+        # the training run's augmentations and negatives (monitors on and off must train the same weights)
+        train_f, train_y = embed(module.encoder, dm.eval_loader(train_set), module.device)
         val_f, val_y = embed(module.encoder, val_loader, module.device)
-        metrics: dict[str, Any] = {"val/knn_top1": knn_accuracy(train_f, train_y, val_f, val_y)}
-        w, b, mean, std = fit_linear_probe(train_f, train_y, max_iter=self.probe_iters)
-        metrics["val/linear_top1"] = float((((val_f - mean) / std @ w + b).argmax(1) == val_y.to(w.device))
-                                           .float().mean())
+        metrics: dict[str, Any] = {
+            "val/knn_top1": knn_accuracy(train_f, train_y, val_f, val_y),
+            "val/linear_top1": linear_probe_accuracy(train_f, train_y, val_f, val_y, max_iter=self.probe_iters)}
         self.seconds += time.perf_counter() - start
         for name, value in metrics.items():
             module.log(name, value, prog_bar=True, on_epoch=True)

@@ -102,14 +102,17 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
     def val_dataloader(self) -> Any:
         return [] if self.val_set is None else self._loader(self.val_set, self.batch_size)
 
+    def eval_loader(self, ds: Dataset) -> DataLoader:
+        """Un-augmented `(x, label)` batches of `ds` in order, from a loader with its own generator."""
+        return self._loader(ds, self.eval_batch_size)
+
     def eval_loaders(self) -> tuple[DataLoader, DataLoader]:
         """(train, test) loaders of un-augmented `(x, label)` batches for k-NN evaluation."""
-        return (self._loader(self.eval_train_set, self.eval_batch_size),
-                self._loader(self.eval_test_set, self.eval_batch_size))
+        return self.eval_loader(self.eval_train_set), self.eval_loader(self.eval_test_set)
 
     def eval_val_loader(self) -> DataLoader | None:
         """Un-augmented `(x, label)` batches of the validation split, or None without one."""
-        return None if self.eval_val_set is None else self._loader(self.eval_val_set, self.eval_batch_size)
+        return None if self.eval_val_set is None else self.eval_loader(self.eval_val_set)
 
     def num_items(self) -> int:
         """How many distinct dataset indices the training batches carry (the size of a memory bank)."""

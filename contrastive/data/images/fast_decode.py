@@ -67,8 +67,9 @@ def crop_box(width: int, height: int, scale: tuple[float, float],
 
 class CropFirstViews:
     """path -> `views` SimCLR views. The crops are drawn from the image's header size, the JPEG is decoded at
-    the largest reduction that leaves every crop at least `size` pixels wide and high, each crop is resized by
-    PIL straight from the decoded pixels, and the rest of the view stays uint8 until the final normalisation."""
+    the largest reduction that leaves every crop at least `size` pixels wide and high, each crop is cut and
+    resized from the decoded uint8 pixels by torch, and the rest of the view stays uint8 until the final
+    normalisation."""
 
     def __init__(self, transform: SimCLRTransform, views: int = 2) -> None:
         self.transform, self.views = transform, views

@@ -33,6 +33,11 @@ class FileIndex:
     def labelled(self) -> bool:
         return len(self.classes) > 0
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes the index holds: paths, offsets, labels, class names."""
+        return self.blob.nbytes + self.offsets.nbytes + self.labels.nbytes + sum(map(len, self.classes))
+
 
 def pack(root: str, rel_paths: list[str], labels: list[int], classes: list[str], duplicates: int) -> FileIndex:
     """A FileIndex from parallel lists."""
@@ -107,9 +112,9 @@ def scan_folder(root: str, classes: list[str] | None = None) -> FileIndex:
         number = {c: k for k, c in enumerate(names)}
         for c in found:
             walked, n = _walk(os.path.join(root, c), visited)
-            got = [(os.path.join(c, p), d, i) for p, d, i in walked]
-            files, again = files + got, again + n
-            labels += [number[c]] * len(got)
+            files.extend((os.path.join(c, p), d, i) for p, d, i in walked)
+            labels += [number[c]] * len(walked)
+            again += n
         out_classes = list(names)
         loose = sum(e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries if not e.is_dir())
         if loose:
@@ -139,7 +144,7 @@ def read_file_list(path: str) -> FileIndex:
     if not rows:
         raise ValueError(f"file list {path} names no files")
     widths = {len(r) for _, r in rows}
-    if len(widths) > 1 or widths.pop() > 2:
+    if len(widths) > 1 or max(widths) > 2:
         bad = next(n for n, r in rows if len(r) != len(rows[0][1]) or len(r) > 2)
         raise ValueError(f"{path}, line {bad}: expected the same columns on every line: a path, or a path and a label")
     base = os.path.dirname(os.path.abspath(path))

@@ -155,8 +155,3 @@ class ImageFolderDataModule(ViewDataModule):
         return [self.indexes[k].path(int(p)) for k in ("train", "val", "test")
                 if k in self.indexes and not (k == "test" and self._bad[k] is self._bad.get("val"))
                 for p in torch.nonzero(self._bad[k]).flatten()]
-
-
-def index_size_bytes(index: FileIndex) -> int:
-    """The bytes an index holds: paths, offsets, labels."""
-    return index.blob.nbytes + index.offsets.nbytes + index.labels.nbytes + sum(map(len, index.classes))
