@@ -133,3 +133,47 @@ def test_out_of_range_ids_are_refused_before_the_compiled_loop():
         hogwild_step(E, obj, torch.tensor([-1]), torch.tensor([[0]]), 0.1)
     with pytest.raises(ValueError, match="one context per centre"):
         hogwild_step(E, obj, torch.tensor([1, 2]), torch.tensor([[0]]), 0.1)
+
+
+def test_tables_are_within_their_stated_error():
+    """sigmoid, log(1 + exp(-|z|)) and TF's log expected count from the kernel's tables vs exact float64."""
+    from contrastive.word2vec.hogwild import (
+        _log_expected,
+        _sigmoid,
+        _softplus_neg_abs,
+        make_tables,
+    )
+    sig, spl, h = make_tables()
+    z = np.linspace(-20, 20, 20_001)
+    assert max(abs(_sigmoid(v, sig) - 1 / (1 + np.exp(-v))) for v in z) < 5e-7
+    assert max(abs(_softplus_neg_abs(v, spl) - np.log1p(np.exp(-abs(v)))) for v in z) < 5e-7
+    p = np.geomspace(1e-7, 0.5, 400)
+    l1p = np.log1p(-p)
+    counts = {"logp": np.log(p), "l1p": l1p, "lnl": np.log(-l1p)}
+    for tries in (6, 9, 80, 10_000):
+        got = np.array([_log_expected(j, 5, tries, np.log(5), np.log(tries), counts["logp"], counts["l1p"],
+                                      counts["lnl"], h) for j in range(len(p))])
+        assert np.abs(got - np.log(-np.expm1(tries * l1p))).max() < 2e-6, tries
+    got = _log_expected(3, 5, 5, np.log(5), np.log(5), counts["logp"], counts["l1p"], counts["lnl"], h)
+    assert got == pytest.approx(np.log(5 * p[3]), abs=1e-9)  # no repeats: TF's count is k * p
+
+
+def test_many_negatives_are_distinct_and_count_their_tries():
+    """Above 8 negatives the kernel checks distinctness with a stamp per class instead of a scan."""
+    n = 5_000
+    centre, context = torch.zeros(n, dtype=torch.long), torch.zeros(n, 1, dtype=torch.long)
+    _, neg, tries = hogwild_step(torch.zeros(V, D), NCELoss(V, D, 16), centre, context, 0.0, record=True)
+    assert all(len(set(r)) == 16 for r in neg.tolist()) and bool((tries >= 16).all())
+    assert float(tries.float().mean()) > 17  # log-uniform over 50 classes repeats often: the retries were counted
+    p = log_uniform_probs(torch.arange(V), V).double().numpy()
+    assert chisquare(np.bincount(neg[:, 0].numpy(), minlength=V), p / p.sum() * n).pvalue > 1e-3
+
+
+def test_the_rate_goes_from_lr_to_lr_end_across_the_batch():
+    torch.manual_seed(0)
+    E, obj = torch.randn(V, D), NegativeSamplingLoss(V, D, 5)
+    with torch.no_grad():
+        obj.weight.normal_()  # word2vec starts it at zero, where the input rows get no gradient
+    before = E.clone()
+    hogwild_step(E, obj, torch.tensor([1, 2]), torch.tensor([[3], [4]]), 0.0, threads=1, lr_end=1.0)
+    assert torch.equal(E[1], before[1]) and not torch.equal(E[2], before[2])  # rates 0 and 0.5

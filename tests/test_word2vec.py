@@ -9,6 +9,7 @@ import torch
 from contrastive.data.text.corpus import read_text_file, tokenize
 from contrastive.data.text.skipgram import (
     SkipGramDataModule,
+    block_shuffle,
     build_vocab,
     skipgram_pairs,
 )
@@ -45,6 +46,18 @@ def test_skipgram_pairs_window_one_and_sentence_boundaries():
     big = skipgram_pairs(torch.arange(50), torch.arange(50) // 10, torch.ones(50, dtype=torch.bool), 4,
                          torch.Generator().manual_seed(1))
     assert bool(((big[:, 0] - big[:, 1]).abs() <= 4).all()) and bool((big[:, 0] // 10 == big[:, 1] // 10).all())
+
+
+def test_pairs_come_in_corpus_order_and_blocks_shuffle_as_units():
+    ids = torch.arange(6)
+    pairs = skipgram_pairs(ids, torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.bool), 1,
+                           torch.Generator().manual_seed(0))
+    assert pairs.tolist() == [[0, 1], [1, 0], [1, 2], [2, 1], [2, 3], [3, 2], [3, 4], [4, 3], [4, 5], [5, 4]]
+    perm = block_shuffle(1000, 64, torch.Generator().manual_seed(0))
+    assert sorted(perm.tolist()) == list(range(1000)) and perm[-(1000 % 64):].tolist() == list(range(960, 1000))
+    blocks = perm[:960].view(15, 64) // 64
+    assert bool((blocks == blocks[:, :1]).all()) and blocks[:, 0].tolist() != list(range(15))
+    assert perm[:64].tolist() != sorted(perm[:64].tolist())  # shuffled inside the block too
 
 
 def test_epochs_reshuffle_and_subsampling(tmp_path):

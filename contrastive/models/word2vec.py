@@ -78,8 +78,10 @@ class Word2Vec(pl.LightningModule):
         opts = opts if isinstance(opts, list) else [opts]
         if self.method == "hogwild":  # draws, scores and updates in one pass; the optimizer only holds the lr
             # trainer.deterministic=true runs one thread, so the updates land in the same order every run
-            loss = hogwild.hogwild_step(self.embedding.weight, self.objective, centre, context,
-                                        opts[0].optimizer.param_groups[0]["lr"])
+            # the rate decays across the batch's pairs to the next step's, so a large batch decays smoothly
+            group = opts[0].optimizer.param_groups[0]
+            loss = hogwild.hogwild_step(self.embedding.weight, self.objective, centre, context, group["lr"],
+                                        lr_end=group["initial_lr"] * self._decay(self.global_step + 1))
         else:
             loss = self.objective(self.embedding(centre), context)
         bad = None if bool(torch.isfinite(loss)) else f"non-finite loss {loss.item()}"
@@ -152,5 +154,5 @@ class Word2Vec(pl.LightningModule):
             if dense:
                 opts.append(torch.optim.Adam(dense, lr=lr))
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        decay = lambda s: max(final, 1 - (1 - final) * s / total)
-        return opts, [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in opts]
+        self._decay = lambda s: max(final, 1 - (1 - final) * s / total)
+        return opts, [torch.optim.lr_scheduler.LambdaLR(o, self._decay) for o in opts]

@@ -26,6 +26,14 @@ except ImportError:  # the text extra installs it; hogwild_step says so when it 
     numba = None
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no 'nnan'/'ninf': divergence must still show as inf/nan
+# sigmoid(z) and log(1 + exp(-|z|)) are read from tables on |z| < Z_MAX with linear interpolation, as word2vec
+# reads its exp table (error < 5e-7; `table_error` measures it); beyond Z_MAX, and for nan, computed exactly
+Z_MAX, BINS = 12.0, 4096
+Z_SCALE = BINS / (2 * Z_MAX)
+# h(x) = log(-expm1(x) / -x) tabulated on [-H_MAX, 0] turns TF's expected count into a table read
+H_MAX = 32.0
+H_SCALE = BINS / H_MAX
+LINEAR_SCAN = 8  # up to this many negatives, distinctness is checked against the earlier draws
 
 
 def _jit(**kw):
@@ -47,55 +55,116 @@ def _axpy(g, x, y, d):
 
 
 @_jit(inline="always")
-def _draw(accept, alias):
-    i = np.random.randint(0, accept.shape[0])
-    return i if np.random.random() < accept[i] else alias[i]
+def _next(state):
+    """splitmix64: the next state and a uniform float in [0, 1) from its 53 top bits."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return state, np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@_jit(inline="always")
+def _draw(u, accept, alias):
+    u = u * accept.shape[0]  # one uniform: its integer part picks the bin, the rest accepts
+    i = int(u)
+    return i if u - i < accept[i] else alias[i]
+
+
+@_jit(inline="always")
+def _lerp(table, u):
+    i = int(u)
+    return table[i] + (u - i) * (table[i + 1] - table[i])
+
+
+@_jit(inline="always")
+def _sigmoid(z, sig):
+    if -Z_MAX < z < Z_MAX:
+        return _lerp(sig, (z + Z_MAX) * Z_SCALE)
+    return 1.0 / (1.0 + math.exp(-z))  # saturated (exact here), or nan passed on
+
+
+@_jit(inline="always")
+def _softplus_neg_abs(z, spl):
+    a = abs(z)  # log(1 + exp(-|z|))
+    return _lerp(spl, a * Z_SCALE * 2.0) if a < Z_MAX else math.log1p(math.exp(-a))
+
+
+@_jit(inline="always")
+def _log_expected(j, k, tries, log_k, log_tries, logp, l1p, lnl, h):
+    """log of TF's expected count of class j after `tries` draws for k distinct ones."""
+    if tries == k:
+        return log_k + logp[j]
+    x = tries * l1p[j]  # log (1 - p)^tries; the count is 1 - exp(x) = -x * exp(h(x))
+    return log_tries + lnl[j] + _lerp(h, (x + H_MAX) * H_SCALE) if x > -H_MAX else -math.exp(x)
 
 
 @_jit(parallel=True)
-def _kernel(E, W, b, centre, context, accept, alias, probs, k, unique, correct, lr, seed, chunks, loss, drawn,
-            tries_out):
+def _kernel(E, W, b, centre, context, accept, alias, k, unique, correct, lr0, lr1, seed, chunks, loss, drawn,
+            tries_out, logp, l1p, lnl, stamps, stamp0, sig, spl, h):
     n, d = centre.shape[0], E.shape[1]
     size = (n + chunks - 1) // chunks
+    log_k = math.log(k)
     for c in numba.prange(chunks):
-        np.random.seed(seed + c)  # this thread's stream
+        state = np.uint64(seed) * np.uint64(0x2545F4914F6CDD1D) + np.uint64(c)  # this thread's stream
         neg = np.empty(k, np.int64)
         grad_h = np.empty(d, np.float32)
         for i in range(c * size, min(n, (c + 1) * size)):
+            lr = np.float32(lr0 + (lr1 - lr0) * (i / n))  # the step's rate decays across its pairs
             tries, got = 0, 0
+            tag = stamp0 + i
             while got < k:  # TF's unique sampling: the first k distinct draws, counting the tries
-                s = _draw(accept, alias)
+                state, u = _next(state)
+                s = _draw(u, accept, alias)
                 tries += 1
                 seen = False
                 if unique:
-                    for q in range(got):
-                        seen = seen or neg[q] == s
+                    if k > LINEAR_SCAN:  # a stamp per class: O(1) per draw
+                        seen = stamps[c, s] == tag
+                        stamps[c, s] = tag
+                    else:
+                        for q in range(got):
+                            seen = seen or neg[q] == s
                 if not seen:
                     neg[got] = s
                     got += 1
             if drawn.shape[0] > 0:  # recorded for tests
                 drawn[i, :] = neg
                 tries_out[i] = tries
-            h = E[centre[i]]
+            log_tries = math.log(tries)
+            h_row = E[centre[i]]
             grad_h[:] = 0
             total = 0.0
             for m in range(k + 1):
                 j = context[i] if m == 0 else neg[m - 1]
                 label = 1.0 if m == 0 else 0.0
                 w = W[j]
-                z = _dot(h, w, d)
+                z = _dot(h_row, w, d)
                 if correct:  # minus the log expected count (TF's ExpectedCountHelper), plus the bias
-                    p = probs[j]
-                    q = p * k if tries == k else -math.expm1(tries * math.log1p(-p))
-                    z += b[j] - math.log(q)
-                total += max(z, 0.0) - z * label + math.log1p(math.exp(-abs(z)))
-                g = np.float32(lr * (label - 1.0 / (1.0 + math.exp(-z))))  # -lr * d loss / d z
-                _axpy(g, w, grad_h, d)
-                _axpy(g, h, w, d)
+                    z += b[j] - _log_expected(j, k, tries, log_k, log_tries, logp, l1p, lnl, h)
+                total += max(z, 0.0) - z * label + _softplus_neg_abs(z, spl)
+                g = lr * np.float32(label - _sigmoid(z, sig))  # -lr * d loss / d z
+                for t in range(d):
+                    grad_h[t] += g * w[t]
+                    w[t] += g * h_row[t]
                 if correct:
                     b[j] += g
-            _axpy(np.float32(1.0), grad_h, h, d)
+            _axpy(np.float32(1.0), grad_h, h_row, d)
             loss[i] = total
+
+
+def make_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(sigmoid, log(1 + exp(-|z|)), h)` on the kernel's grids, float32, each padded by one entry."""
+    z = np.linspace(-Z_MAX, Z_MAX, BINS + 1)
+    a = np.linspace(0.0, Z_MAX, BINS + 1)
+    x = np.linspace(-H_MAX, 0.0, BINS + 1)[:-1]
+    h = np.append(np.log(-np.expm1(x) / -x), [0.0, 0.0])  # h(0) = 0, its limit
+    return (np.append(1 / (1 + np.exp(-z)), 1.0).astype(np.float32),
+            np.append(np.log1p(np.exp(-a)), 0.0).astype(np.float32), h.astype(np.float32))
+
+
+TABLES = make_tables()
 
 
 _PLANS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -121,10 +190,18 @@ def plan(objective: nn.Module) -> dict[str, Any]:
     accept, alias = alias_table(pp.weights)
     out = {"weight": pp.weight, "num_sampled": pp.num_sampled, "accept": accept.astype(np.float32), "alias": alias,
            "unique": pp.unique, "correct": pp.correct,
-           "probs": (pp.weights / pp.weights.sum()).astype(np.float32) if pp.correct else np.zeros(1, np.float32),
+           **_log_counts(pp.weights if pp.correct else np.ones(1)), "stamps": np.empty((0, 0), np.int64), "tag": 0,
            "bias": pp.bias.numpy() if pp.bias is not None else np.zeros(1, np.float32)}
     _PLANS[objective] = out
     return out
+
+
+def _log_counts(weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Per class: log p, log(1 - p) and log(-log(1 - p)), float64 (TF's expected counts read these)."""
+    p = weights / weights.sum()
+    with np.errstate(divide="ignore"):  # a class of probability 0 gets -inf, as TF's log(0)
+        l1p = np.log1p(-p)
+        return {"logp": np.log(p), "l1p": l1p, "lnl": np.log(-l1p)}
 
 
 def supports(objective: nn.Module) -> bool:
@@ -146,9 +223,11 @@ def compile_kernel() -> None:
 
 @torch.no_grad()
 def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Tensor, context: torch.Tensor,
-                 lr: float, record: bool = False, threads: int | None = None, seed: int | None = None) -> Any:
-    """Draw negatives for, score and update every `(centre [B], context [B, 1])` pair in place; returns the
-    batch's mean loss (with `record`, also the negatives `[B, k]` and the draws each took `[B]`). Negatives
+                 lr: float, record: bool = False, threads: int | None = None, seed: int | None = None,
+                 lr_end: float | None = None) -> Any:
+    """Draw negatives for, score and update every `(centre [B], context [B, 1])` pair in place, the rate going
+    linearly from `lr` to `lr_end` (default: `lr`) across the pairs; returns the batch's mean loss (with
+    `record`, also the negatives `[B, k]` and the draws each took `[B]`). Negatives
     are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count,
     or 1 under deterministic algorithms) the updates interleave, so runs differ slightly, as gensim's with
     several workers; one thread repeats exactly."""
@@ -169,8 +248,12 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
     k, n = p["num_sampled"], centre.numel() if record else 0
     drawn, tries = np.empty((n, k), np.int64), np.empty(n, np.int64)
     ids = [np.ascontiguousarray(t.reshape(-1).numpy(), dtype=np.int64) for t in (centre, context)]
-    _kernel(embedding.numpy(), p["weight"].numpy(), p["bias"], ids[0], ids[1], p["accept"],
-            p["alias"], p["probs"], k, p["unique"], p["correct"], np.float32(lr), seed,
-            threads, loss, drawn, tries)
+    stamps = p["stamps"]
+    if p["unique"] and k > LINEAR_SCAN and stamps.shape[0] < threads:
+        stamps = p["stamps"] = np.full((threads, p["weight"].shape[0]), -1, np.int64)
+    _kernel(embedding.numpy(), p["weight"].numpy(), p["bias"], ids[0], ids[1], p["accept"], p["alias"], k,
+            p["unique"], p["correct"], lr, lr if lr_end is None else lr_end, seed, threads, loss, drawn, tries,
+            p["logp"], p["l1p"], p["lnl"], stamps, p["tag"], *TABLES)
+    p["tag"] += len(loss)  # the stamps of this call's pairs never match a later pair's
     mean = torch.from_numpy(loss).mean()
     return (mean, torch.from_numpy(drawn), torch.from_numpy(tries)) if record else mean

@@ -26,8 +26,8 @@ def train_word_vectors(epoch_batches: PairBatches, counts: Sequence[int], batche
     total, step = epochs * max(1, batches_per_epoch), 0
     for _ in range(epochs):
         for centre, context in epoch_batches():
-            rate = lr * max(1e-4, 1 - step / total)
-            hogwild.hogwild_step(vectors, objective, centre, context, rate, seed=seed * 100_003 + step)
+            hogwild.hogwild_step(vectors, objective, centre, context, lr * max(1e-4, 1 - step / total),
+                                 seed=seed * 100_003 + step, lr_end=lr * max(1e-4, 1 - (step + 1) / total))
             step += 1
     if not step:
         raise ValueError("the texts made no skip-gram pair; train the word vectors on more text (or turn them "
