@@ -96,12 +96,12 @@ def test_negatives_follow_the_sampler_and_tf_expected_counts():
     n = 20_000
     centre, context = torch.zeros(n, dtype=torch.long), torch.zeros(n, 1, dtype=torch.long)
     ns = NegativeSamplingLoss(V, D, 5, unigrams=COUNTS)
-    _, neg, tries = hogwild_step(torch.zeros(V, D), ns, centre, context, 0.0, record=True)
+    _, neg, tries = hogwild_step(torch.zeros(V, D), ns, centre, context, 0.0, record=True, seed=0)  # seeded: the outcome does not depend on test order
     counts = np.bincount(neg.reshape(-1).numpy(), minlength=V)
     w = np.array(COUNTS, dtype=np.float64) ** 0.75
     assert bool((tries == 5).all()) and chisquare(counts, w / w.sum() * counts.sum()).pvalue > 1e-3
     nce = NCELoss(V, D, 5)
-    _, neg, tries = hogwild_step(torch.zeros(V, D), nce, centre, context, 0.0, record=True)
+    _, neg, tries = hogwild_step(torch.zeros(V, D), nce, centre, context, 0.0, record=True, seed=0)
     assert all(len(set(r)) == 5 for r in neg.tolist())
     # a row's first draw is never rejected, so it follows the sampler's distribution exactly
     p = log_uniform_probs(torch.arange(V), V).double().numpy()

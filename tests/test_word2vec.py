@@ -100,6 +100,8 @@ def test_word_metrics_on_constructed_vectors(tmp_path):
     (["objective=nce", "candidates=unigram"], "hogwild"),
     (["objective=nce", "candidates=uniform", "num_negatives=32"], "hogwild"),
     (["objective=nce", "model.optimizer=adam"], "adam"),
+    (["objective=nce", "model.optimizer=per_pair"], "per_pair"),
+    (["objective=neg_sampling", "candidates=none", "model.optimizer=per_pair"], "per_pair"),
     (["objective=sampled_softmax"], "adam"),
     (["objective=neg_sampling", "candidates=none", "num_negatives=5"], "hogwild"),
     (["objective=neg_sampling", "candidates=none", "num_negatives=5", "model.optimizer=sgd"], "sgd"),
@@ -182,13 +184,14 @@ def test_word2vec_under_ddp_cpu_uses_dense_gradients(tmp_path):
     assert (tmp_path / "run" / "vectors.txt").exists()
 
 
-@pytest.mark.parametrize("method", ["hogwild", "adam"])
+@pytest.mark.parametrize("method", ["hogwild", "per_pair", "adam"])
 def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method):
-    from contrastive.word2vec import hogwild
-    original = hogwild.hogwild_step
+    from contrastive.word2vec import batched, hogwild
+    module, name = (batched, "per_pair_step") if method == "per_pair" else (hogwild, "hogwild_step")
+    original = getattr(module, name)
     calls = []
 
-    def poisoned(embedding, objective, *args, **kwargs):  # the compiled step writes NaN, then reports it
+    def poisoned(embedding, objective, *args, **kwargs):  # the in-place step writes NaN, then reports it
         loss = original(embedding, objective, *args, **kwargs)
         if embedding.shape[0] <= 2:  # the kernel's warm-up compilation on a tiny table
             return loss
@@ -198,7 +201,7 @@ def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method
                 embedding[0] = float("nan")
             return torch.tensor(float("nan"))
         return loss
-    monkeypatch.setattr(hogwild, "hogwild_step", poisoned)
+    monkeypatch.setattr(module, name, poisoned)
     if method == "adam":  # NaN inputs to the output layer on the first batched step
         from contrastive.losses import NCELoss
         forward = NCELoss.forward
