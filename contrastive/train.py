@@ -19,6 +19,7 @@ from contrastive.reliability import (
     warn_if_lr_changed,
 )
 from contrastive.sweep import optimized_metric
+from contrastive.threads import policy_for
 
 
 def check_output_dir(path: str) -> None:
@@ -89,6 +90,7 @@ def make_trainer(cfg: DictConfig, extra: list[pl.Callback] | None = None) -> pl.
                                      enable_version_counter=False),
         RNGStateCallback(),
         SaveOnSigterm(os.path.join(ckpt_dir, "last.ckpt")),
+        *policy_for(cfg),
         *(extra or []),
     ]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
