@@ -32,7 +32,7 @@ def zipf_corpus(path: str, tokens: int, types: int = 200_000, exponent: float = 
 
 def ours(objective: list[str], a: argparse.Namespace, corpus: str | None = None, epochs: int | None = None,
          evaluate: bool = True, trainer: tuple[str, ...] = ()) -> dict[str, float]:
-    data = ["data=text_file", f"data.corpus={corpus}", "data.batch_size=16384"] if corpus else [f"data.corpus={a.corpus}"]
+    data = ["data=text_file", f"data.corpus={corpus}"] if corpus else [f"data.corpus={a.corpus}"]
     with initialize_config_module("contrastive.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=word2vec_wiki", *data, f"evaluate={evaluate}", *trainer,
                                           f"trainer.max_epochs={epochs or a.epochs}", "trainer.enable_progress_bar=false",
@@ -66,12 +66,20 @@ def main() -> None:
             "ours, negative sampling (5 negatives), hogwild": ours(ns + ["model.optimizer=hogwild"], a),
             "ours, NCE (log-uniform, 64 negatives), hogwild": ours(["objective=nce", "num_negatives=64",
                                                                   "model.optimizer=hogwild"], a),
+            "ours, NCE (5 negatives per pair), per_pair (the GPU path, here on CPU)": ours(
+                nce + ["model.optimizer=per_pair"], a),
             "ours, NCE (5 negatives shared by the batch), sgd, batch 2048": ours(nce + batched + ["model.optimizer=sgd"], a),
             "ours, NCE (5 negatives shared by the batch), adam, batch 2048": ours(nce + batched + ["model.optimizer=adam"], a)}
     vec, words, wps = gensim_baseline(load_corpus(a.corpus), a.dim, a.window, 5, 5, a.epochs, 1e-3, 0, workers=2)
     rows["gensim Word2Vec(sg=1, negative=5, workers=2)"] = {**word_metrics(vec, words), "words_per_second": wps}
     print(f"# corpus {a.corpus}, {a.epochs} epochs, dim {a.dim}, window {a.window}, {os.cpu_count()} CPUs; words/s "
           "excludes hogwild's one-off compilation (~5 s)")
+    ratio = rows[next(iter(rows))]["words_per_second"] / rows["gensim Word2Vec(sg=1, negative=5, workers=2)"][
+        "words_per_second"]
+    k64 = rows[next(iter(rows))]["words_per_second"] / rows["ours, NCE (log-uniform, 64 negatives), hogwild"][
+        "words_per_second"]
+    print(f"# ours (NCE, 5 negatives, hogwild) / gensim words/s: {ratio:.2f}; NCE 64 negatives takes {k64:.1f}x the "
+          "time of 5")
     print("| model | words/s | wordsim353 | simlex999 | analogy (coverage) |")
     print("|---|---|---|---|---|")
     for name, m in rows.items():
@@ -84,14 +92,15 @@ def main() -> None:
         zipf = {"ours, NCE (5), hogwild": ours(nce, a, corpus=path, epochs=1, evaluate=False),
                 "ours, negative sampling (5), hogwild": ours(ns, a, corpus=path, epochs=1, evaluate=False)}
         _, _, g = gensim_baseline(read_text_file(path), a.dim, a.window, 5, 5, 1, 1e-3, 0, workers=2)
-        print(f"\n# synthetic Zipf corpus, {a.zipf_tokens:,} tokens, 1 epoch: words/s")
+        print(f"\n# synthetic Zipf corpus, {a.zipf_tokens:,} tokens, 1 epoch: words/s; ours (NCE) / gensim: "
+              f"{zipf['ours, NCE (5), hogwild']['words_per_second'] / g:.2f}")
         for name, m in zipf.items():
             print(f"| {name} | {m['words_per_second']:,.0f} |")
         print(f"| gensim (negative=5, workers=2) | {g:,.0f} |")
 
 
 def batched_on_device(a: argparse.Namespace) -> None:
-    """words/s of the batched word2vec paths (one set of negatives per batch) on `--device`, Zipf corpus, 1 epoch.
+    """words/s of the batched word2vec paths on `--device`, Zipf corpus, 1 epoch.
     Batched SGD is left out: at batch 16,384 it diverged (an infinite loss at step 12 on an H200)."""
     import torch
     path = os.path.join(tempfile.mkdtemp(), "zipf.txt")
@@ -99,13 +108,20 @@ def batched_on_device(a: argparse.Namespace) -> None:
     gpu = ("trainer=gpu" if a.device == "cuda" else "trainer=cpu", "trainer.precision=32-true", "trainer.devices=1")
     name = torch.cuda.get_device_name() if a.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"# {name}; synthetic Zipf corpus, {a.zipf_tokens or 2_000_000:,} tokens, 1 epoch, "
-          f"batch 16,384, dim {a.dim}: words/s (the skip-gram pairs are made on the CPU)")
+          f"dim {a.dim}: words/s (the skip-gram pairs are made on the CPU; batch 65,536 for per_pair, which sums "
+          "8,192 pairs' steps at a time, 16,384 for adam)")
     print("| model | words/s |")
     print("|---|---|")
-    for name, over in (("NCE (64 negatives shared by the batch), adam", ["objective=nce", "num_negatives=64",
-                                                                         "model.optimizer=adam"]),
-                       ("negative sampling (64 shared), adam", ["objective=neg_sampling", "candidates=none", "num_negatives=64",
-                                                                "model.optimizer=adam"])):
+    for name, over in (("NCE (5 negatives per pair), per_pair", ["objective=nce", "num_negatives=5",
+                                                                 "model.optimizer=per_pair"]),
+                       ("negative sampling (5 per pair), per_pair", ["objective=neg_sampling", "candidates=none",
+                                                                     "num_negatives=5", "model.optimizer=per_pair"]),
+                       ("NCE (64 negatives shared by the batch), adam", ["objective=nce", "num_negatives=64",
+                                                                         "model.optimizer=adam",
+                                                                         "data.batch_size=16384"]),
+                       ("negative sampling (64 per pair), adam", ["objective=neg_sampling", "candidates=none",
+                                                                  "num_negatives=64", "model.optimizer=adam",
+                                                                  "data.batch_size=16384"])):
         m = ours(over, a, corpus=path, epochs=1, evaluate=False, trainer=gpu)
         print(f"| {name} | {m['words_per_second']:,.0f} |", flush=True)
 

@@ -1,5 +1,5 @@
-"""The batched per-pair word2vec step (model.optimizer=per_pair): each pair its own negatives, drawn as TF's
-unique sampling draws them; the summed update equals autograd SGD on the pairs' own losses."""
+"""The batched per-pair word2vec losses (model.optimizer=per_pair): each pair its own negatives, drawn as TF's
+unique sampling draws them, and its loss TF's nce_loss with those negatives and tries."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from scipy.stats import chi2_contingency
 from contrastive.losses import NCELoss, NegativeSamplingLoss, nce_loss
 from contrastive.samplers.candidate import expected_count, log_uniform_probs
 from contrastive.word2vec import batched
-from contrastive.word2vec.batched import draw_per_pair, per_pair_step
+from contrastive.word2vec.batched import draw_per_pair, per_pair_loss
 from contrastive.word2vec.hogwild import hogwild_step, plan
 
 V, D = 50, 8
@@ -37,44 +37,41 @@ def test_unique_draws_match_the_compiled_step_in_distribution():
     assert chi2_contingency(np.array(counts)[:, :30]).pvalue > 1e-3
 
 
-def test_summed_update_equals_autograd_sgd_on_each_pairs_own_tf_nce_loss():
+def test_each_pairs_loss_is_tf_nce_loss_with_its_own_negatives_and_tries():
     torch.manual_seed(0)
     obj = NCELoss(V, D, 5, unigrams=list(range(V, 0, -1)))
     with torch.no_grad():
         obj.weight.normal_()
-    E = torch.randn(V, D)
-    centre, context = torch.tensor([3, 4, 3]), torch.tensor([[7], [9], [1]])
-    E0, W0, b0 = E.clone(), obj.weight.detach().clone(), obj.bias.detach().clone().view(-1)
-    loss = per_pair_step(E, obj, centre, context, 0.1, lr_end=0.1, g=torch.Generator().manual_seed(5))
+    x = torch.randn(3, D, requires_grad=True)
+    context = torch.tensor([[7], [9], [1]])
+    loss = per_pair_loss(x, obj, context, g=torch.Generator().manual_seed(5))
     neg, tries = draw_per_pair(*tables(obj), 3, 5, True, torch.Generator().manual_seed(5))
+    assert len({tuple(r) for r in neg.tolist()}) == 3  # each pair drew its own
     p = log_uniform_probs(torch.arange(V), V).double()
     p = (p / p.sum()).float()
-    Er, Wr, br = (t.clone().requires_grad_(True) for t in (E0, W0, b0))
-    ref = sum(nce_loss(Wr, br, context[i:i + 1], Er[centre[i]][None], 5, V,
+    for i in range(3):
+        ref = nce_loss(obj.weight, obj.bias.view(-1), context[i:i + 1], x[i:i + 1], 5, V,
                        sampled_values=(neg[i], expected_count(p[context[i]], 5, int(tries[i]))[None],
-                                       expected_count(p[neg[i]], 5, int(tries[i])))).sum() for i in range(3))
-    ref.backward()
-    assert float(loss) == pytest.approx(float(ref) / 3, abs=1e-5)
-    for new, old, t in ((E, E0, Er), (obj.weight.detach(), W0, Wr), (obj.bias.detach().view(-1), b0, br)):
-        assert torch.allclose(new, old - 0.1 * t.grad, atol=1e-5)
+                                       expected_count(p[neg[i]], 5, int(tries[i]))))
+        assert float(loss[i]) == pytest.approx(float(ref), abs=1e-5)
+    loss.sum().backward()
+    assert obj.weight.grad.is_sparse and x.grad is not None
 
 
-def test_rates_run_across_the_updates_of_a_long_batch(monkeypatch):
-    monkeypatch.setattr(batched, "PAIRS_PER_UPDATE", 2)
-    torch.manual_seed(0)
-    obj, E = NegativeSamplingLoss(V, D, 5), torch.randn(V, D)
-    with torch.no_grad():
-        obj.weight.normal_()
-    before = E.clone()
-    per_pair_step(E, obj, torch.tensor([1, 2, 3, 4]), torch.tensor([[5], [6], [7], [8]]), 0.0, lr_end=1.0)
-    moved = [not torch.equal(E[i], before[i]) for i in (1, 2, 3, 4)]
-    assert moved == [False, True, True, True]  # rates 0, 0.25, 0.5, 0.75
+def test_negative_sampling_pairs_draw_with_repeats_from_unigram_powers():
+    obj = NegativeSamplingLoss(V, D, 5, unigrams=list(range(V, 0, -1)))
+    neg, tries = draw_per_pair(*tables(obj), 20_000, 5, False, torch.Generator().manual_seed(0))
+    w = np.arange(V, 0, -1, dtype=np.float64) ** 0.75
+    counts = np.bincount(neg.reshape(-1).numpy(), minlength=V)
+    assert bool((tries == 5).all()) and chi2_contingency(np.stack([counts, w / w.sum() * counts.sum()])).pvalue > 1e-3
+    loss = per_pair_loss(torch.zeros(4, D), obj, torch.tensor([1, 2, 3, 4]))
+    assert torch.allclose(loss, torch.full((4,), 6 * np.log(2), dtype=torch.float32))  # every logit 0
 
 
-def test_bad_ids_and_unsupported_objectives_are_named():
-    obj, E = NCELoss(V, D, 5), torch.zeros(V, D)
+def test_bad_ids_are_named():
+    obj = NCELoss(V, D, 5)
     with pytest.raises(ValueError, match="context id"):
-        per_pair_step(E, obj, torch.tensor([1]), torch.tensor([[V]]), 0.1)
+        per_pair_loss(torch.zeros(1, D), obj, torch.tensor([[V]]))
     with pytest.raises(ValueError, match="one context per centre"):
-        per_pair_step(E, obj, torch.tensor([1, 2]), torch.tensor([[0]]), 0.1)
+        per_pair_loss(torch.zeros(2, D), obj, torch.tensor([[0]]))
     assert plan(obj)["unique"]

@@ -179,19 +179,18 @@ def test_word2vec_under_ddp_cpu_uses_dense_gradients(tmp_path):
                  "trainer.limit_train_batches=3", "model.dim=16", "logger=none", "hydra.run.dir=run"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
-    # auto resolves in the spawned processes: adam there, since hogwild runs in one process only
-    assert "word2vec: optimizer adam (model.optimizer=auto)" in r.stdout and ev["words_per_second"] is None
+    # auto resolves in the spawned processes: per_pair there, since hogwild runs in one process only
+    assert "word2vec: optimizer per_pair (model.optimizer=auto)" in r.stdout and ev["words_per_second"] is None
     assert (tmp_path / "run" / "vectors.txt").exists()
 
 
 @pytest.mark.parametrize("method", ["hogwild", "per_pair", "adam"])
 def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method):
     from contrastive.word2vec import batched, hogwild
-    module, name = (batched, "per_pair_step") if method == "per_pair" else (hogwild, "hogwild_step")
-    original = getattr(module, name)
+    original = hogwild.hogwild_step
     calls = []
 
-    def poisoned(embedding, objective, *args, **kwargs):  # the in-place step writes NaN, then reports it
+    def poisoned(embedding, objective, *args, **kwargs):  # the compiled step writes NaN, then reports it
         loss = original(embedding, objective, *args, **kwargs)
         if embedding.shape[0] <= 2:  # the kernel's warm-up compilation on a tiny table
             return loss
@@ -201,7 +200,14 @@ def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method
                 embedding[0] = float("nan")
             return torch.tensor(float("nan"))
         return loss
-    monkeypatch.setattr(module, name, poisoned)
+    monkeypatch.setattr(hogwild, "hogwild_step", poisoned)
+    if method == "per_pair":  # NaN inputs to the per-pair losses on the first step
+        per_pair_loss = batched.per_pair_loss
+
+        def nan_inputs(x, *args, **kwargs):
+            calls.append(1)
+            return per_pair_loss(x * float("nan") if len(calls) == 1 else x, *args, **kwargs)
+        monkeypatch.setattr(batched, "per_pair_loss", nan_inputs)
     if method == "adam":  # NaN inputs to the output layer on the first batched step
         from contrastive.losses import NCELoss
         forward = NCELoss.forward
