@@ -108,14 +108,16 @@ def batched_on_device(a: argparse.Namespace) -> None:
     gpu = ("trainer=gpu" if a.device == "cuda" else "trainer=cpu", "trainer.precision=32-true", "trainer.devices=1")
     name = torch.cuda.get_device_name() if a.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"# {name}; synthetic Zipf corpus, {a.zipf_tokens or 2_000_000:,} tokens, 1 epoch, "
-          f"dim {a.dim}: words/s (the skip-gram pairs are made on the CPU; batch 65,536 for per_pair, which sums "
-          "8,192 pairs' steps at a time, 16,384 for adam)")
+          f"dim {a.dim}: words/s (the skip-gram pairs are made on the CPU; batch 65,536 for per_pair, 16,384 for "
+          "adam)")
     print("| model | words/s |")
     print("|---|---|")
     for name, over in (("NCE (5 negatives per pair), per_pair", ["objective=nce", "num_negatives=5",
                                                                  "model.optimizer=per_pair"]),
                        ("negative sampling (5 per pair), per_pair", ["objective=neg_sampling", "candidates=none",
                                                                      "num_negatives=5", "model.optimizer=per_pair"]),
+                       ("NCE (64 negatives per pair), per_pair", ["objective=nce", "num_negatives=64",
+                                                                  "model.optimizer=per_pair"]),
                        ("NCE (64 negatives shared by the batch), adam", ["objective=nce", "num_negatives=64",
                                                                          "model.optimizer=adam",
                                                                          "data.batch_size=16384"]),

@@ -140,3 +140,41 @@ def test_compiled_resnet_on_device_matches_eager(monkeypatch):
         eager, compiled = enc(x), torch.compile(enc)(x)
     torch.set_float32_matmul_precision(precision)
     assert close(compiled, eager, tol=1e-4)
+
+
+def test_per_pair_word2vec_losses_on_device_are_tf_nce_with_each_pairs_draws():
+    from contrastive.samplers.candidate import expected_count, log_uniform_probs
+    from contrastive.word2vec.batched import _device_plan, draw_per_pair, per_pair_loss
+    torch.manual_seed(0)
+    V, D = 1000, 16
+    obj = NCELoss(V, D, 8).to(DEVICE)
+    x, context = torch.randn(64, D, device=DEVICE), torch.randint(0, V, (64, 1), device=DEVICE)
+    loss = per_pair_loss(x, obj, context, g=torch.Generator(DEVICE).manual_seed(3))
+    p = _device_plan(obj, torch.device(DEVICE))
+    neg, tries = draw_per_pair(p["accept"], p["alias"], 64, 8, True, torch.Generator(DEVICE).manual_seed(3))
+    assert neg.device.type == torch.device(DEVICE).type and all(len(set(r)) == 8 for r in neg.tolist())
+    q = log_uniform_probs(torch.arange(V), V).double()
+    q = (q / q.sum()).float()
+    w, b = obj.weight.detach().cpu(), obj.bias.detach().cpu().view(-1)
+    for i in (0, 17, 63):
+        t, n, y = int(tries[i]), neg[i].cpu(), context[i:i + 1].cpu()
+        ref = nce_loss(w, b, y, x[i:i + 1].cpu(), 8, V,
+                       sampled_values=(n, expected_count(q[y[0]], 8, t)[None], expected_count(q[n], 8, t)))
+        assert close(loss[i], ref[0])
+
+
+def test_word2vec_on_the_device_picks_per_pair_and_trains(tmp_path):
+    from contrastive.train import train
+    from tests.conftest import make_cfg
+    corpus = tmp_path / "corpus.txt"
+    words = [f"w{i}" for i in range(50)]
+    g = torch.Generator().manual_seed(0)
+    corpus.write_text("\n".join(" ".join(words[j] for j in torch.randint(0, 50, (20,), generator=g).tolist())
+                                for _ in range(300)))
+    trainer = ["trainer=gpu"] if torch.device(DEVICE).type == "cuda" else []
+    _, objects = train(make_cfg(tmp_path, ["experiment=word2vec_wiki", "data=text_file", f"data.corpus={corpus}",
+                                           "data.batch_size=512", "trainer.max_epochs=2", "evaluate=false",
+                                           "model.dim=16", *trainer], fast=False))
+    model = objects["model"]
+    assert model.method == ("per_pair" if trainer else "hogwild")
+    assert bool(torch.isfinite(model.vectors).all()) and objects["trainer"].global_step > 0
