@@ -191,7 +191,8 @@ def plan(objective: nn.Module) -> dict[str, Any]:
     out = {"weight": pp.weight, "num_sampled": pp.num_sampled, "accept": accept.astype(np.float32), "alias": alias,
            "unique": pp.unique, "correct": pp.correct,
            **_log_counts(pp.weights if pp.correct else np.ones(1)), "stamps": np.empty((0, 0), np.int64), "tag": 0,
-           "bias": pp.bias.numpy() if pp.bias is not None else np.zeros(1, np.float32)}
+           # a view the kernel updates in place (CPU tables only; per_pair reads the biases from the loss itself)
+           "bias": pp.bias.numpy() if pp.bias is not None and pp.bias.device.type == "cpu" else np.zeros(1, np.float32)}
     _PLANS[objective] = out
     return out
 
