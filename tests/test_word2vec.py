@@ -110,6 +110,8 @@ def test_word_metrics_on_constructed_vectors(tmp_path):
 def test_word2vec_objectives_train_and_export(tmp_path, overrides, method):
     _metrics, objects = train(make_cfg(tmp_path, W2V + overrides, fast=False))
     assert objects["model"].method == method  # model.optimizer=auto: hogwild where it applies, else adam
+    # the compiled step trains on blocks of neighbouring pairs; batched steps on pairs one by one
+    assert objects["datamodule"].shuffle_block == (256 if method == "hogwild" else 1)
     ev = json.loads((tmp_path / "eval.json").read_text())
     assert ev["optimizer"] == method and (ev["compile_seconds"] > 0) == (method == "hogwild")
     ev = json.loads((tmp_path / "eval.json").read_text())

@@ -34,6 +34,7 @@ Z_SCALE = BINS / (2 * Z_MAX)
 H_MAX = 32.0
 H_SCALE = BINS / H_MAX
 LINEAR_SCAN = 8  # up to this many negatives, distinctness is checked against the earlier draws
+PAIR_BLOCK = 256  # pairs to shuffle as a unit for this step (~60 neighbouring tokens: their rows stay in cache)
 
 
 def _jit(**kw):

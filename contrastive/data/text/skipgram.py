@@ -1,7 +1,8 @@
 """Skip-gram (centre, context) pairs from a corpus: a vocabulary sorted by decreasing frequency (so ids suit
 the log-uniform sampler), word2vec's frequent-word subsampling and dynamic window, made vectorised, chunk by
-chunk, reshuffled every epoch in blocks of 256 neighbouring pairs (shuffled inside and among themselves: as
-good vectors as a full shuffle, 12% faster on a 100k-word vocabulary, where rows fall out of cache)."""
+chunk, reshuffled every epoch: pair by pair, or in blocks of neighbouring pairs for the compiled per-pair step
+(shuffled inside and among themselves: as good vectors as a full shuffle, 12% faster on a 100k-word
+vocabulary, where rows fall out of cache)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -14,8 +15,6 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from contrastive.data.resumable import ResumablePosition
 from contrastive.data.text.corpus import load_corpus
-
-BLOCK = 256  # pairs shuffled as a unit (~60 neighbouring tokens)
 
 
 def build_vocab(sentences: list[list[str]], min_count: int, max_vocab: int | None = None) -> tuple[list[str], np.ndarray]:
@@ -73,13 +72,18 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
 
     def __init__(self, corpus: str | list[list[str]] = "enwiki_sample", min_count: int = 5, window: int = 5,
                  subsample: float = 1e-3, batch_size: int = 1024, max_vocab: int | None = None,
-                 chunk_tokens: int = 1_000_000, shuffle_seed: int = 0) -> None:
+                 chunk_tokens: int = 1_000_000, shuffle_seed: int = 0, shuffle_block: int | None = None) -> None:
         super().__init__()
         if window < 1 or min_count < 1 or batch_size < 1:
             raise ValueError(f"window, min_count and batch_size must be >= 1, got {window}, {min_count}, {batch_size}")
         self.corpus, self.min_count, self.window, self.subsample = corpus, min_count, window, subsample
         self.batch_size, self.max_vocab, self.chunk_tokens, self.seed = batch_size, max_vocab, chunk_tokens, shuffle_seed
         self.epoch = 0
+        if shuffle_block is not None and shuffle_block < 1:
+            raise ValueError(f"shuffle_block must be >= 1 pairs (or null: chosen by the model), got {shuffle_block}")
+        # pairs shuffled in blocks of this many neighbours; None: the model picks (256 for the compiled step,
+        # whose rows then stay in cache; 1, pair by pair, for batched steps, whose batches should span the corpus)
+        self.shuffle_block = shuffle_block
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "ids"):
@@ -135,7 +139,7 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
             keep = torch.rand(ids.numel(), generator=g, dtype=torch.float64) < self.keep_prob[ids]
             pairs = skipgram_pairs(ids, sent, keep, self.window, g)
             # index_select: 2.4x faster than pairs[perm] on [P, 2] rows
-            pairs = torch.cat([carry, pairs.index_select(0, block_shuffle(len(pairs), BLOCK, g))])
+            pairs = torch.cat([carry, pairs.index_select(0, block_shuffle(len(pairs), self.shuffle_block or 1, g))])
             n = len(pairs) // self.batch_size * self.batch_size
             if n:  # split of nothing gives one empty batch
                 yield from pairs[:n].split(self.batch_size)
