@@ -48,6 +48,17 @@ def test_skipgram_pairs_window_one_and_sentence_boundaries():
     assert bool(((big[:, 0] - big[:, 1]).abs() <= 4).all()) and bool((big[:, 0] // 10 == big[:, 1] // 10).all())
 
 
+def test_compiled_and_torch_pairs_are_the_same(monkeypatch):
+    from contrastive.data.text import skipgram
+    g = torch.Generator().manual_seed(0)
+    ids, sent = torch.randint(0, 30, (500,), generator=g), torch.arange(500) // 37
+    keep = torch.rand(500, generator=g) < 0.8
+    compiled = skipgram_pairs(ids, sent, keep, 5, torch.Generator().manual_seed(1))
+    monkeypatch.setattr(skipgram, "_compiled_pairs_loop", lambda: None)  # as without numba
+    assert torch.equal(compiled, skipgram_pairs(ids, sent, keep, 5, torch.Generator().manual_seed(1)))
+    assert len(compiled) > 1000
+
+
 def test_pairs_come_in_corpus_order_and_blocks_shuffle_as_units():
     ids = torch.arange(6)
     pairs = skipgram_pairs(ids, torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.bool), 1,

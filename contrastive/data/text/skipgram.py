@@ -5,8 +5,10 @@ chunk, reshuffled every epoch: pair by pair, or in blocks of neighbouring pairs 
 vocabulary, where rows fall out of cache)."""
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -32,6 +34,12 @@ def skipgram_pairs(ids: torch.Tensor, sent: torch.Tensor, keep: torch.Tensor, wi
     ids, sent = ids[keep], sent[keep]
     n = ids.numel()
     reach = torch.randint(1, window + 1, (n,), generator=g, dtype=torch.int8)
+    loop = _compiled_pairs_loop()
+    if loop is not None:
+        args = (ids.numpy(), sent.numpy(), reach.numpy())
+        out = np.empty((loop(*args, np.empty((0, 2), np.int64)), 2), np.int64)  # count, then fill
+        loop(*args, out)
+        return torch.from_numpy(out)
     offsets = [o for o in range(-window, window + 1) if o]
     mask = torch.zeros(n, len(offsets), dtype=torch.bool)  # [centre, offset]: that context makes a pair
     for col, o in enumerate(offsets):
@@ -43,6 +51,31 @@ def skipgram_pairs(ids: torch.Tensor, sent: torch.Tensor, keep: torch.Tensor, wi
             mask[a:, col] = same & (reach[a:] >= a)
     rows, col = mask.nonzero(as_tuple=True)
     return torch.stack([ids[rows], ids[rows + torch.tensor(offsets)[col]]], 1)
+
+
+def _pairs_loop(ids: np.ndarray, sent: np.ndarray, reach: np.ndarray, out: np.ndarray) -> int:
+    """skipgram_pairs' loop over the kept tokens: the number of pairs, written into `out` when it has rows."""
+    n, p, fill = ids.shape[0], 0, out.shape[0] > 0
+    for i in range(n):
+        r = reach[i]
+        for j in range(max(0, i - r), min(n, i + r + 1)):
+            if j != i and sent[j] == sent[i]:
+                if fill:
+                    out[p, 0] = ids[i]
+                    out[p, 1] = ids[j]
+                p += 1
+    return p
+
+
+@functools.cache
+def _compiled_pairs_loop() -> Any:
+    """`_pairs_loop` compiled by numba (the text extra; ~20x the torch code), or None without numba. Loaded on
+    first use: importing numba takes a second that image runs should not pay."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(nogil=True)(_pairs_loop)
 
 
 def block_shuffle(n: int, block: int, g: torch.Generator) -> torch.Tensor:
@@ -109,6 +142,8 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         self.keep_prob = ((freq / t).sqrt() + 1) * t / freq if t > 0 else torch.ones_like(freq)
         expected = int(self.keep_prob.clamp(max=1)[self.ids].sum()) * (self.window + 1)  # ~2 * mean reach
         self.batches_per_epoch = max(1, expected // self.batch_size)
+        # the compiled pair loop compiles here, not in the first training step
+        skipgram_pairs(self.ids[:2], self.sent[:2], torch.ones(2, dtype=torch.bool), 1, torch.Generator())
 
     @property
     def vocab_size(self) -> int:
