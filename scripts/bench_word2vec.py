@@ -1,7 +1,8 @@
 """Word vectors side by side on one corpus: our NCE, our negative sampling, and gensim's Word2Vec(sg=1,
 2 workers), with the same dimension, window, min_count, subsampling and epochs; words/second and wordsim353 /
-simlex999 Spearman, then `--rounds` alternating throughput duels of ours and gensim. `--zipf-tokens N` adds a throughput-only run on a synthetic corpus of N tokens (Zipf
-law, exponent 1.1, over 200k word types, sentences of 20 words; seed 0), 1 epoch each.
+simlex999 Spearman, then `--rounds` alternating throughput duels of ours and gensim. `--zipf-tokens N` adds a
+throughput-only run on a synthetic corpus of N tokens (Zipf law, exponent 1.1, over 200k word types, sentences
+of 20 words; seed 0), 1 epoch each.
 
     python scripts/bench_word2vec.py [--epochs 5] [--corpus enwiki_sample] [--zipf-tokens 10000000] [--rounds 3]
     python scripts/bench_word2vec.py --batched-only --device cuda --zipf-tokens 2000000   # the batched paths, GPU
