@@ -57,10 +57,10 @@ class ThreadTuner:
     """Times steps; after `every` steps it runs `probe` steps with one thread fewer and `probe` with one more
     (within 1..`most`) and moves to a count whose mean step was `margin` faster than the current count's over
     the steps since the last probe. A probe that changes nothing doubles the wait before the next (up to 32x
-    `every`), so a steady machine pays for few probes. Means, not medians: a stalled thread shows as rare steps
-    50x longer than the rest."""
+    `every`), so a steady machine pays for few probes, and a probe step twice as slow as usual ends its probe.
+    Means, not medians: a stalled thread shows as rare steps 50x longer than the rest."""
 
-    def __init__(self, start: int, most: int, every: int = 100, probe: int = 5, margin: float = 0.1) -> None:
+    def __init__(self, start: int, most: int, every: int = 100, probe: int = 5, margin: float = 0.2) -> None:
         self.current, self.most, self.every, self.probe, self.margin = start, most, every, probe, margin
         self.wait, self.since, self.trying, self._t0 = every, 0, start, 0.0
         self.times: dict[int, list[float]] = {}
@@ -83,9 +83,13 @@ class ThreadTuner:
 
     def after(self) -> None:
         """Call after a step (a CPU step: nothing to synchronise)."""
-        self.times.setdefault(self.trying, []).append(time.perf_counter() - self._t0)
+        took = time.perf_counter() - self._t0
+        self.times.setdefault(self.trying, []).append(took)
         self.since += 1
-        if self.since == self.wait + 2 * self.probe:
+        usual = self.times.get(self.current)
+        # a probe step twice as slow as the usual ends the probe at once: a stalled thread costs one step, not five
+        if self.since == self.wait + 2 * self.probe or (self.trying != self.current and usual
+                                                         and took > 2 * statistics.fmean(usual)):
             self._decide()
 
     def _decide(self) -> None:

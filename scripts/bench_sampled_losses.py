@@ -1,5 +1,5 @@
-"""One training step (forward, backward, optimizer step) of NCELoss, SampledSoftmaxLoss and full softmax
-cross-entropy at batch 1024, dim 128, 64 samples, for vocabularies 1e4, 1e5, 1e6; TensorFlow's nce_loss in
+"""One training step (forward, backward, SGD step: `SparseSGD` for the sampled losses' sparse rows, torch's SGD
+for the full softmax) of NCELoss, SampledSoftmaxLoss and full softmax cross-entropy at batch 1024, dim 128, 64 samples, for vocabularies 1e4, 1e5, 1e6; TensorFlow's nce_loss in
 the same run when `--tf-python` names a python that has TensorFlow (a throwaway venv). Peak memory from the
 allocator (GPU) or the growth of the process's max RSS (CPU; it never shrinks, so later rows can read 0).
 On CPU, NCELoss also under `threads=adaptive` (contrastive.threads.ThreadTuner around each step; 80 warm-up
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from timing import timed  # scripts/timing.py
 
 from contrastive.losses import NCELoss, SampledSoftmaxLoss
+from contrastive.optim import SparseSGD
 from contrastive.threads import ThreadTuner, available_cores
 
 
@@ -35,7 +36,8 @@ def torch_step(kind: str, vocab: int, a, device: torch.device):
     else:
         cls = NCELoss if kind == "NCELoss" else SampledSoftmaxLoss
         head = cls(vocab, a.dim, a.samples, sparse=True).to(device)
-        opt = torch.optim.SGD(head.parameters(), lr=0.1)
+        # rows added without coalescing the sparse gradient first, as TF applies IndexedSlices (~10% of a step)
+        opt = SparseSGD(head.parameters(), lr=0.1)
         loss_fn = lambda: head(x, y)
 
     def step() -> None:

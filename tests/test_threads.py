@@ -48,6 +48,13 @@ def test_the_tuner_moves_to_the_faster_count_and_probes_less_when_nothing_change
     assert tuner.wait > tuner.every  # the probes since the move changed nothing: they come less often
 
 
+def test_a_probe_that_stalls_ends_after_one_step(monkeypatch):
+    monkeypatch.setattr(threads, "set_threads", lambda n: None)
+    tuner = ThreadTuner(1, 2, every=4, probe=5)
+    run_steps(tuner, 4 + 5 + 1, slow_on=2)  # 4 steps on 1 thread, the down probe (none below 1), one up step
+    assert tuner.since == 0 and tuner.wait == 8 and tuner.current == 1  # decided, backed off, stayed
+
+
 def test_the_tuner_follows_a_neighbour_that_leaves(monkeypatch):
     monkeypatch.setattr(threads, "set_threads", lambda n: None)
     tuner = ThreadTuner(2, 2, every=4, probe=3)
