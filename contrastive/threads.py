@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 import warnings
 from typing import Any
@@ -31,11 +30,8 @@ def share(cores: int, processes: int, workers: int) -> int:
 
 
 def set_threads(n: int) -> None:
-    """Set torch's intra-op threads and, when loaded, numba's (the compiled word2vec step) to `n`."""
+    """Set torch's intra-op threads to `n` (the compiled word2vec step splits its pairs among as many)."""
     torch.set_num_threads(n)
-    numba = sys.modules.get("numba")  # only when already imported: it takes seconds to load
-    if numba is not None:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def resolve(setting: int | str, processes: int, workers: int, deterministic: bool = False) -> int:

@@ -230,7 +230,7 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
     """Draw negatives for, score and update every `(centre [B], context [B, 1])` pair in place, the rate going
     linearly from `lr` to `lr_end` (default: `lr`) across the pairs; returns the batch's mean loss (with
     `record`, also the negatives `[B, k]` and the draws each took `[B]`). Negatives
-    are seeded by `seed`, else from torch's global generator; with several threads (default: numba's count,
+    are seeded by `seed`, else from torch's global generator; with several threads (default: torch's count,
     or 1 under deterministic algorithms) the updates interleave, so runs differ slightly, as gensim's with
     several workers; one thread repeats exactly."""
     if numba is None:
@@ -246,7 +246,9 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
         raise ValueError(f"need one context per centre, got {centre.numel()} centres and {context.numel()} contexts")
     loss = np.empty(centre.numel(), np.float32)
     seed = int(torch.randint(0, 2**31 - 1024, ())) if seed is None else seed
-    threads = threads or (1 if torch.are_deterministic_algorithms_enabled() else numba.get_num_threads())
+    # torch's thread count is the process's (contrastive.threads sets it); numba's pool may be larger
+    threads = threads or (1 if torch.are_deterministic_algorithms_enabled()
+                          else min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     k, n = p["num_sampled"], centre.numel() if record else 0
     drawn, tries = np.empty((n, k), np.int64), np.empty(n, np.int64)
     ids = [np.ascontiguousarray(t.reshape(-1).numpy(), dtype=np.int64) for t in (centre, context)]
