@@ -49,6 +49,26 @@ def test_fewer_pairs_than_batch_is_an_error(tmp_path):
         TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=64).setup()
 
 
+def test_a_pairs_texts_are_tokenized_once_not_every_epoch(tmp_path, monkeypatch):
+    rows = "".join(f"q{i} x y\td{i} u v\tn{i} w\n" for i in range(40))
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\tnegative\n" + rows)
+    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=8, heldout_fraction=0.2)
+    dm.setup()
+    calls = []
+    original = HashingTokenizer.__call__
+    monkeypatch.setattr(HashingTokenizer, "__call__", lambda self, t: calls.append(t) or original(self, t))
+    epochs = [[b for b in dm.train_dataloader()] for _ in range(2)]
+    assert calls == [] and len(epochs[1]) == 4  # 32 training pairs, batches of 8: no text tokenized again
+    batch = epochs[0][0]
+    fresh = dm.pad([dm.heldout[0]["anchor"]])  # a text outside the cache is tokenized as it comes
+    assert calls == [dm.heldout[0]["anchor"]] and fresh.shape[0] == 1
+    tok = HashingTokenizer()
+    i = int(batch["ids"][0])
+    pair = next(p for p in dm.train_pairs if p["id"] == i)
+    assert batch["positive"][0, :len(tok(pair["positive"]))].tolist() == original(tok, pair["positive"])
+    assert batch["negatives"].shape[:2] == (8, 1)
+
+
 def test_retrieval_metrics():
     q = torch.eye(4)
     m = retrieval_metrics(q, q)

@@ -226,6 +226,10 @@ class TextPairDataModule(pl.LightningDataModule):
             else None
         self.train_texts = texts  # every training text once
         self.idf = self.token_idf(texts)
+        # the pairs' token ids, computed once: collate reads them every epoch instead of tokenizing again (crops
+        # are fresh text at every access and are tokenized as they come)
+        self.token_cache = {t: np.asarray(self.tokenizer(t), dtype=np.int32) for p in self.train_pairs
+                            for t in (p["anchor"], p["positive"], *p.get("negatives", ()))}
 
     def token_idf(self, docs: list[str]) -> torch.Tensor:
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
@@ -236,11 +240,12 @@ class TextPairDataModule(pl.LightningDataModule):
         return torch.log((1 + len(docs)) / (1 + df)) + 1
 
     def pad(self, texts: list[str]) -> torch.Tensor:
-        """`[len(texts), L]` token ids, right-padded with 0."""
-        ids = [self.tokenizer(t) for t in texts]
+        """`[len(texts), L]` token ids, right-padded with 0 (a training pair's texts from the cache)."""
+        cache = getattr(self, "token_cache", {})
+        ids = [cache[t] if t in cache else np.asarray(self.tokenizer(t), dtype=np.int32) for t in texts]
         out = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
         for i, row in enumerate(ids):
-            out[i, :len(row)] = torch.tensor(row)
+            out[i, :len(row)] = torch.from_numpy(row)
         return out
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
