@@ -151,7 +151,7 @@ def test_per_pair_word2vec_losses_on_device_are_tf_nce_with_each_pairs_draws():
     x, context = torch.randn(64, D, device=DEVICE), torch.randint(0, V, (64, 1), device=DEVICE)
     loss = per_pair_loss(x, obj, context, g=torch.Generator(DEVICE).manual_seed(3))
     p = _device_plan(obj, torch.device(DEVICE))
-    neg, tries = draw_per_pair(p["accept"], p["alias"], 64, 8, True, torch.Generator(DEVICE).manual_seed(3))
+    neg, tries = draw_per_pair(p["sampler"], 64, 8, True, torch.Generator(DEVICE).manual_seed(3))
     assert neg.device.type == torch.device(DEVICE).type and all(len(set(r)) == 8 for r in neg.tolist())
     q = log_uniform_probs(torch.arange(V), V).double()
     q = (q / q.sum()).float()

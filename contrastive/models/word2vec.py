@@ -144,7 +144,7 @@ class Word2Vec(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         self.method = self._resolve()
         data = getattr(self.trainer, "datamodule", None)
-        if data is not None and hasattr(data, "shuffle_block") and data.shuffle_block is None:
+        if getattr(data, "shuffle_block", 0) is None:
             # the compiled step trains faster on blocks of neighbouring pairs; batched steps diverge on them
             # (a batch of a few neighbourhoods pushes the same rows many times): they get pairs one by one
             data.shuffle_block = hogwild.PAIR_BLOCK if self.method == "hogwild" else 1

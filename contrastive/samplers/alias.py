@@ -26,11 +26,13 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class AliasSampler(nn.Module):
-    """`forward(n)` -> `[n]` ids drawn with probability proportional to `weights`, with replacement."""
+    """`forward(n)` -> `[n]` ids drawn with probability proportional to `weights`, with replacement; `table`,
+    an `alias_table` already built for them, instead of `weights`."""
 
-    def __init__(self, weights: np.ndarray | torch.Tensor) -> None:
+    def __init__(self, weights: np.ndarray | torch.Tensor | None,
+                 table: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__()
-        accept, alias = alias_table(np.asarray(weights))
+        accept, alias = alias_table(np.asarray(weights)) if table is None else table
         self.register_buffer("accept", torch.from_numpy(accept).float(), persistent=False)
         self.register_buffer("alias", torch.from_numpy(alias), persistent=False)
 

@@ -10,27 +10,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastive.samplers.alias import AliasSampler
 from contrastive.samplers.candidate import check_in_range
 from contrastive.word2vec.hogwild import plan
 
 
-def _draw(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ...], g: torch.Generator | None) -> torch.Tensor:
-    """Walker alias draws of `shape`: one uniform each, its integer part the bin, the rest the acceptance."""
-    u = torch.rand(shape, device=accept.device, dtype=torch.float64, generator=g) * accept.numel()
-    i = u.long().clamp_(max=accept.numel() - 1)
-    return torch.where((u - i) < accept[i], i, alias[i])
-
-
-def draw_per_pair(accept: torch.Tensor, alias: torch.Tensor, n: int, k: int, unique: bool,
+def draw_per_pair(sampler: AliasSampler, n: int, k: int, unique: bool,
                   g: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(negatives [n, k], tries [n])`: each row its own draws; with `unique`, the first k distinct ones of
-    the row's sequence of draws and how many draws that took (TF's unique candidate sampling)."""
+    """`(negatives [n, k], tries [n])` from `sampler`: each row its own draws; with `unique`, the first k
+    distinct ones of the row's sequence of draws and how many draws that took (TF's unique candidate sampling)."""
+    dev = sampler.accept.device
     if not unique:
-        return _draw(accept, alias, (n, k), g), torch.full((n,), k, device=accept.device)
-    neg = torch.empty(n, k, dtype=torch.long, device=accept.device)
-    tries = torch.empty(n, dtype=torch.long, device=accept.device)
-    rows = torch.arange(n, device=accept.device)
-    seq = _draw(accept, alias, (n, 2 * k + 8), g)
+        return sampler(n * k, g).view(n, k), torch.full((n,), k, device=dev)
+    neg = torch.empty(n, k, dtype=torch.long, device=dev)
+    tries = torch.empty(n, dtype=torch.long, device=dev)
+    rows = torch.arange(n, device=dev)
+    seq = sampler(n * (2 * k + 8), g).view(n, -1)
     while rows.numel():
         sorted_, order = seq.sort(dim=1, stable=True)
         new = torch.ones_like(sorted_, dtype=torch.bool)
@@ -43,7 +38,7 @@ def draw_per_pair(accept: torch.Tensor, alias: torch.Tensor, n: int, k: int, uni
         tries[rows[done]] = (count[done] < k).sum(1) + 1
         # the rows short of k distinct draw on: their sequences continue (restarting them would bias the draws)
         rows, seq = rows[~done], seq[~done]
-        seq = torch.cat([seq, _draw(accept, alias, (rows.numel(), seq.shape[1]), g)], 1)
+        seq = torch.cat([seq, sampler(seq.numel(), g).view(seq.shape)], 1)
     return neg, tries
 
 
@@ -58,7 +53,7 @@ def per_pair_loss(inputs: torch.Tensor, objective: nn.Module, context: torch.Ten
         raise ValueError(f"need one context per centre, got {inputs.shape[0]} centres and {context.numel()} contexts")
     check_in_range(context, p["rows"], "context id")
     k = p["num_sampled"]
-    neg, tries = draw_per_pair(p["accept"], p["alias"], context.numel(), k, p["unique"], g)
+    neg, tries = draw_per_pair(p["sampler"], context.numel(), k, p["unique"], g)
     cand = torch.cat([context[:, None], neg], 1)  # [B, 1 + k]
     sparse = getattr(objective, "sparse", True)
     z = torch.bmm(F.embedding(cand, objective.weight, sparse=sparse), inputs[:, :, None]).squeeze(2)
@@ -75,11 +70,10 @@ def _device_plan(objective: nn.Module, device: torch.device) -> dict[str, Any]:
     """The objective's plan with its sampling tables as tensors on `device` (cached beside the plan)."""
     p = plan(objective)
     cached = p.get("tensors")
-    if cached is None or cached["accept"].device != device:
+    if cached is None or cached["sampler"].accept.device != device:
         cached = p["tensors"] = {
             "rows": p["weight"].shape[0], "num_sampled": p["num_sampled"], "unique": p["unique"],
             "correct": p["correct"],
-            "accept": torch.as_tensor(p["accept"], device=device, dtype=torch.float64),
-            "alias": torch.as_tensor(p["alias"], device=device),
+            "sampler": AliasSampler(None, table=(p["accept"], p["alias"])).to(device),
             "probs": torch.as_tensor(p["logp"], device=device).exp()}
     return cached

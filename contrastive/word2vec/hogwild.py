@@ -27,7 +27,7 @@ except ImportError:  # the text extra installs it; hogwild_step says so when it 
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # no 'nnan'/'ninf': divergence must still show as inf/nan
 # sigmoid(z) and log(1 + exp(-|z|)) are read from tables on |z| < Z_MAX with linear interpolation, as word2vec
-# reads its exp table (error < 5e-7; `table_error` measures it); beyond Z_MAX, and for nan, computed exactly
+# reads its exp table (error < 5e-7; tests/test_hogwild.py measures it); beyond Z_MAX, and for nan, computed exactly
 Z_MAX, BINS = 12.0, 4096
 Z_SCALE = BINS / (2 * Z_MAX)
 # h(x) = log(-expm1(x) / -x) tabulated on [-H_MAX, 0] turns TF's expected count into a table read
