@@ -11,11 +11,13 @@ import hydra
 import numpy as np
 import torch
 
+from contrastive.csr_file import CsrWriter
 from contrastive.data.images.fast_decode import BAD_IMAGE_ERRORS
 from contrastive.data.images.folder_index import read_file_list, scan_folder
 from contrastive.data.images.image_folder import PlainView
 from contrastive.data.images.transforms import CIFAR_MEAN, CIFAR_STD
 from contrastive.safe_config import load_run_config
+from contrastive.sparse import Hybrid, cat_rows
 from contrastive.tasks import ImageTask, TextPairsTask
 
 
@@ -35,10 +37,65 @@ def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torc
 
 @torch.no_grad()
 def embed_texts(encode: Callable[[torch.Tensor], torch.Tensor], dm: Any, texts: list[str],
-                batch_size: int = 256) -> torch.Tensor:
-    """`[len(texts), out_dim]` float32 CPU embeddings: `encode` applied to padded token ids, batch by batch."""
+                batch_size: int = 256) -> torch.Tensor | Hybrid:
+    """`[len(texts), out_dim]` float32 CPU embeddings (a `Hybrid` from a lexical encoder): `encode` applied to
+    padded token ids, batch by batch."""
     parts = [encode(dm.pad(texts[i:i + batch_size])).float().cpu() for i in range(0, len(texts), batch_size)]
-    return torch.cat(parts)
+    return cat_rows(parts)
+
+
+def count_lines(path: str) -> int:
+    """The number of lines of a file (a last line without a newline counts), read in blocks."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            n, last = n + block.count(b"\n"), block[-1:]
+    return n + (last != b"\n")
+
+
+@torch.no_grad()
+def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.ckpt", batch_size: int = 1024,
+                    device: str | None = None, progress: bool = True) -> tuple[int, str | None]:
+    """Embed every line of a UTF-8 text file with a trained dual encoder, streaming: `out` (.npy, `[N, D]`
+    float32, written through a memory map) gets the dense block, and a lexical encoder's sparse block goes to
+    `out` with `.lexical.npz` (scipy CSR, `[N, vocab_size]`). Memory holds one batch. Returns (N, the sparse
+    file or None)."""
+    from tqdm import tqdm
+    n = count_lines(path)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, dm = load_dual_encoder(run_dir, checkpoint)
+    model.to(dev)
+    probe = model.embed(dm.pad([""]).to(dev))
+    hybrid = isinstance(probe, Hybrid)
+    dense = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32,
+                                      shape=(n, (probe.dense if hybrid else probe).shape[1]))
+    lexical = os.path.splitext(out)[0] + ".lexical.npz" if hybrid else None
+    sparse = CsrWriter(lexical, probe.vocab_size) if hybrid else None
+    done = 0
+
+    def flush(texts: list[str]) -> None:
+        nonlocal done
+        z = model.embed(dm.pad(texts).to(dev)).float().cpu()
+        dense[done:done + len(texts)] = (z.dense if hybrid else z).numpy()
+        if sparse is not None:
+            sparse.append(*z.csr())
+        done += len(texts)
+        bar.update(len(texts))
+
+    with open(path, encoding="utf-8", errors="replace") as f, \
+            tqdm(total=n, desc="embedding", unit="text", disable=not progress) as bar:
+        batch: list[str] = []
+        for line in f:
+            batch.append(line.rstrip("\n"))
+            if len(batch) == batch_size:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
+    dense.flush()
+    if sparse is not None:
+        sparse.close()
+    return done, lexical
 
 
 class _Files(torch.utils.data.Dataset):
@@ -91,11 +148,11 @@ def main() -> None:
                                   "images or a file list (one path per line)")
     ap.add_argument("out", help="where to write the embeddings (.npy); image runs also write OUT.paths.txt")
     ap.add_argument("--checkpoint", default="last.ckpt")
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=None, help="texts or images per batch (1024 / 256)")
     a = ap.parse_args()
     cfg = load_run_config(os.path.join(a.run_dir, "config.yaml"))
     if isinstance(hydra.utils.instantiate(cfg.task), ImageTask):
-        feats, paths, bad = embed_images(a.run_dir, a.input, a.checkpoint, a.batch_size)
+        feats, paths, bad = embed_images(a.run_dir, a.input, a.checkpoint, a.batch_size or 256)
         np.save(a.out, feats)
         with open(a.out + ".paths.txt", "w", encoding="utf-8") as f:
             f.writelines(p + "\n" for p in paths)
@@ -103,11 +160,9 @@ def main() -> None:
         print(f"wrote {feats.shape[0]} x {feats.shape[1]} features to {a.out} and their paths to "
               f"{a.out}.paths.txt{skipped}")
         return
-    with open(a.input, encoding="utf-8", errors="replace") as f:
-        texts = [line.rstrip("\n") for line in f]
-    model, dm = load_dual_encoder(a.run_dir, a.checkpoint)
-    np.save(a.out, embed_texts(model.embed, dm, texts).numpy())
-    print(f"wrote {len(texts)} embeddings to {a.out}")
+    n, lexical = embed_text_file(a.run_dir, a.input, a.out, a.checkpoint, a.batch_size or 1024)
+    print(f"wrote {n} embeddings to {a.out}" + (f" (the dense block) and their sparse lexical block to {lexical}; "
+                                               "see the README's 'Embedding files' for the format" if lexical else ""))
 
 
 if __name__ == "__main__":

@@ -10,28 +10,34 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from contrastive.encoders import BagOfTokens
 from contrastive.losses import ClipLoss, InfoNCE, NCELoss, NTXent
 from contrastive.samplers import NegativeQueue
 
 WORLD = 2
 CASES = ["ntxent", "ntxent_ids", "infonce", "infonce_queue", "clip", "nce", "ntxent_batch1", "ntxent_tiled",
-         "infonce_tiled"]
+         "infonce_tiled", "clip_lexical"]
 
 
 def _setup(case: str, n_global: int):
     """Model, objective and the global batch, identical in every process."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5))
+    if case == "clip_lexical":  # sparse lexical blocks of different widths on the two ranks, hard negatives
+        model = BagOfTokens(vocab_size=30, dim=4, out_dim=4, idf=torch.rand(30) + 0.5, lexical=True)
     objective = {"ntxent": NTXent(0.5), "ntxent_ids": NTXent(0.3), "ntxent_batch1": NTXent(0.5),
                  "infonce": InfoNCE(0.2, learnable_temperature=True), "infonce_queue": InfoNCE(0.2),
                  "clip": ClipLoss(0.1), "nce": NCELoss(50, 5, 7, sparse=False, seed=3),
                  "ntxent_tiled": NTXent(0.3, learnable_temperature=True, tile_size=3),
-                 "infonce_tiled": InfoNCE(0.2, tile_size=5)}[case]
+                 "infonce_tiled": InfoNCE(0.2, tile_size=5), "clip_lexical": ClipLoss(0.1)}[case]
     queue = NegativeQueue(6, 5) if case == "infonce_queue" else None
     g = torch.Generator().manual_seed(1)
     x1, x2 = torch.randn(n_global, 6, generator=g), torch.randn(n_global, 6, generator=g)
     ids = torch.tensor([0, 1, 0, 2, 3, 1, 4, 2])[:n_global]
     labels = torch.randint(0, 50, (n_global,), generator=g)
+    if case == "clip_lexical":
+        x1, x2 = (torch.randint(0, 30, (n_global, 6), generator=g) * (torch.arange(6) < 2 + torch.arange(
+            n_global)[:, None]) for _ in range(2))  # rows 0-3 (rank 0) hold fewer tokens than rows 4-7
     return model, objective, queue, (x1, x2, ids, labels)
 
 
@@ -51,6 +57,8 @@ def _step(model, objective, queue, batch, case):
     z1, z2 = model(x1), model(x2)
     if case == "nce":
         return objective(z1, labels)
+    if case == "clip_lexical":
+        return objective(z1, z2, ids=ids, extra_negatives=model((x1 + 7) % 30))
     if case == "infonce_queue":
         loss = objective(z1, z2, negative_keys=queue.draw().keys)
         queue.update(z2)

@@ -95,8 +95,9 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
 
 def test_embed_a_text_file_with_a_trained_run(tmp_path):
     import numpy as np
+    import scipy.sparse
 
-    from contrastive.embed import embed_texts, load_dual_encoder
+    from contrastive.embed import embed_text_file, embed_texts, load_dual_encoder
     lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(40)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
@@ -105,9 +106,19 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
                                       "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false",
                                       "task.word_vectors.epochs=1", "data.extra_texts=[]"], fast=False))
     model, dm = load_dual_encoder(str(run))
-    got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).numpy()
-    want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).detach().numpy()
-    assert got.shape == (2, 16 + 4096) and np.allclose(got, want, atol=1e-5)  # lexical part, then dense
+    got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).to_dense().numpy()
+    want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).to_dense().detach()
+    assert got.shape == (2, 16 + 4096) and np.allclose(got, want.numpy(), atol=1e-5)  # lexical part, then dense
+    # the command streams a file: the dense block through a memory map, the sparse block into scipy's format
+    texts = [f"topic {i} question" for i in range(7)] + ["", "something else"]
+    (tmp_path / "in.txt").write_text("\n".join(texts))  # no newline after the last line
+    n, lexical = embed_text_file(str(run), str(tmp_path / "in.txt"), str(tmp_path / "out.npy"), batch_size=4,
+                                 progress=False)
+    whole = embed_texts(model.embed, dm, texts).to_dense().numpy()
+    lex = scipy.sparse.load_npz(lexical)
+    assert n == 9 and lex.shape == (9, 4096) and lexical == str(tmp_path / "out.lexical.npz")
+    assert np.allclose(np.load(tmp_path / "out.npy"), whole[:, 4096:], atol=1e-6)
+    assert np.allclose(lex.toarray(), whole[:, :4096], atol=1e-6)
 
 
 def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
@@ -170,7 +181,7 @@ def test_bag_of_tokens_sublinear_lexical_output_is_tf_idf():
     enc = BagOfTokens(vocab_size=50, dim=4, out_dim=4, idf=idf, identity_proj=True, sublinear_tf=True,
                       lexical=True, dense_weight=0.5)
     ids = torch.tensor([[3, 5, 5, 5, 9, 0], [7, 7, 0, 0, 0, 0]])
-    out = enc(ids)
+    out = enc(ids).to_dense()
     assert out.shape == (2, 4 + 50) == (2, enc.out_dim)
     for row, o in zip(ids.tolist(), out):
         tfidf = torch.zeros(50)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastive.sparse import Hybrid, from_tokens
+
 
 @torch.no_grad()
 def init_tokens(encoder: nn.Module, ids: torch.Tensor, vectors: torch.Tensor) -> None:
@@ -23,8 +25,9 @@ class BagOfTokens(nn.Module):
 
     `train_tokens` / `train_proj` false keep the token vectors / the linear layer fixed. `sublinear_tf`
     weighs a token seen n times by 1 + log n instead of n (scikit-learn's `sublinear_tf`).
-    `lexical` outputs the exact TF-IDF vector over the hashed vocabulary (no parameters; L2-normalised), then
-    the L2-normalised dense part scaled by a learned `dense_weight`: out_dim grows by vocab_size."""
+    `lexical` outputs a `Hybrid`: the exact TF-IDF vector over the hashed vocabulary as a sparse block (no
+    parameters; L2-normalised) beside the L2-normalised dense part scaled by a learned `dense_weight`; the
+    vector it stands for is out_dim + vocab_size long."""
 
     def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
                  idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False,
@@ -64,14 +67,13 @@ class BagOfTokens(nn.Module):
             w = w * (1 + n.log()) / n
         return w / w.sum(1, keepdim=True).clamp_min(1e-6)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor) -> torch.Tensor | Hybrid:
+        """`[B, out_dim]`, or with `lexical` a `Hybrid` (the sparse TF-IDF block beside the dense one)."""
         w = self.token_weights(ids)
         dense = self.proj(self.bag(ids, per_sample_weights=w))
         if not self.lexical:
             return dense
-        lex = torch.zeros(ids.shape[0], self.vocab_size, dtype=dense.dtype, device=ids.device)
-        lex.scatter_add_(1, ids, w.to(dense.dtype))
-        return torch.cat([F.normalize(lex, dim=1), self.dense_weight * F.normalize(dense, dim=1)], 1)
+        return from_tokens(ids, w, self.dense_weight * F.normalize(dense, dim=1), self.vocab_size)
 
 
 class TransformerText(nn.Module):

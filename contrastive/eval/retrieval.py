@@ -5,14 +5,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from contrastive.gensim_files import LEE_DOCS, LEE_SCORES, gensim_path
+from contrastive.sparse import Hybrid, cosine_matrix
 
 
-def retrieval_metrics(queries: torch.Tensor, docs: torch.Tensor, prefix: str = "", suffix: str = "") -> dict[str, float]:
-    """Query i's relevant document is document i: recall@1/5/10 and MRR over all documents (cosine)."""
-    sims = F.normalize(queries.float(), dim=1) @ F.normalize(docs.float(), dim=1).T
+def retrieval_metrics(queries: torch.Tensor | Hybrid, docs: torch.Tensor | Hybrid, prefix: str = "",
+                      suffix: str = "") -> dict[str, float]:
+    """Query i's relevant document is document i: recall@1/5/10 and MRR over all documents (cosine; plain or
+    hybrid embeddings)."""
+    sims = cosine_matrix(queries, docs)
     rank = (sims > sims.diagonal()[:, None]).sum(1) + 1  # 1 = best; ties count in the query's favour
     out = {f"{prefix}recall_at_{k}{suffix}": float((rank <= k).float().mean()) for k in (1, 5, 10)}
     out[f"{prefix}mrr{suffix}"] = float((1.0 / rank.float()).mean())
@@ -26,13 +28,13 @@ def tfidf_embed(fit_texts: list[str], texts: list[str]) -> torch.Tensor:
     return torch.from_numpy(vec.transform(texts).toarray()).float()
 
 
-def lee_pearson(embed: Callable[[list[str]], torch.Tensor]) -> float:
+def lee_pearson(embed: Callable[[list[str]], torch.Tensor | Hybrid]) -> float:
     """Pearson correlation of cosine similarity with the mean human scores of the 50 Lee documents (upper
     triangle of gensim's `similarities0-1.txt`)."""
     with open(gensim_path(LEE_DOCS), encoding="utf-8", errors="replace") as f:
         docs = [line.strip() for line in f if line.strip()]
     human = np.loadtxt(gensim_path(LEE_SCORES))
-    v = F.normalize(embed(docs).float(), dim=1)
-    cos = (v @ v.T).numpy()
+    v = embed(docs)
+    cos = cosine_matrix(v, v).numpy()
     iu = np.triu_indices(len(docs), 1)
     return float(np.corrcoef(cos[iu], human[iu])[0, 1])

@@ -8,6 +8,7 @@ from torch import nn
 
 from contrastive import distributed as D
 from contrastive.losses.info_nce import clip_loss, info_nce, nt_xent
+from contrastive.sparse import Hybrid, cat_rows, gather_rows
 
 MAX_SCALE = 100.0
 
@@ -91,15 +92,15 @@ class InfoNCE(_Contrastive):
         t = self.temperature()
         if negative_keys is None:
             gathering = self._gathering()
-            keys = D.gather_with_grad(key) if gathering else key
+            keys = gather_rows(key) if gathering else key
             key_ids = ids if ids is None or not gathering else D.gather_no_grad(ids)
             if extra_negatives is not None:
-                extra = D.gather_with_grad(extra_negatives) if gathering else extra_negatives
-                keys = torch.cat([keys, extra])
+                extra = gather_rows(extra_negatives) if gathering else extra_negatives
+                keys = cat_rows([keys, extra])
                 if key_ids is not None:
-                    key_ids = torch.cat([key_ids, key_ids.new_full((extra.shape[0],), -1)])
+                    key_ids = torch.cat([key_ids, key_ids.new_full((len(extra),), -1)])
             return info_nce(query, keys, temperature=t, ids=ids, key_ids=key_ids,
-                            positive_offset=D.rank() * query.shape[0] if gathering else 0, tile_size=self.tile_size)
+                            positive_offset=D.rank() * len(query) if gathering else 0, tile_size=self.tile_size)
         return info_nce(query, key, negative_keys, temperature=t, negative_mode=self.negative_mode, ids=ids,
                         key_ids=negative_ids, negative_log_q=negative_log_q, tile_size=self.tile_size)
 
@@ -119,6 +120,7 @@ class ClipLoss(InfoNCE):
         if negative_keys is not None or negative_ids is not None or negative_log_q is not None:
             raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
                              "negatives=queue or negatives=memory_bank")
-        if extra_negatives is None and not self._gathering() and self.tile_size is None:
+        if extra_negatives is None and not self._gathering() and self.tile_size is None \
+                and not isinstance(a, Hybrid):
             return clip_loss(a, b, self.temperature.scale(), ids=ids)  # the functional form, same numbers
         return 0.5 * (super().forward(a, b, ids=ids, extra_negatives=extra_negatives) + super().forward(b, a, ids=ids))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from contrastive.checks import value_check_due
 from contrastive.losses.tiled import tiled_logsumexp
+from contrastive.sparse import Hybrid, cosine
 
 _MODES = ("unpaired", "paired")
 _REDUCTIONS = ("mean", "sum", "none")
@@ -61,6 +62,9 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
     if negative_mode not in _MODES:
         raise ValueError(f"negative_mode must be one of {_MODES}, got {negative_mode!r}")
     _check_temperature(temperature)
+    if isinstance(query, Hybrid) or isinstance(positive_key, Hybrid):
+        return _reduce(_hybrid_in_batch(query, positive_key, negative_keys, temperature, ids, key_ids,
+                                        positive_offset, tile_size), reduction)
     n = query.shape[0]
     if negative_keys is None and query.dim() == 2 and positive_key.dim() == 2 and positive_key.shape[0] > n:
         _check_pair("query", query, "positive_key", positive_key[positive_offset:positive_offset + n])
@@ -73,14 +77,7 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
         return _reduce(_info_nce_tiled(q, k, negative_keys, temperature, negative_mode, ids, key_ids,
                                        positive_offset, negative_log_q, tile_size), reduction)
     if negative_keys is None:
-        logits = q @ k.T / temperature  # [N, K]
-        target = torch.arange(n, device=q.device) + positive_offset
-        if ids is not None:
-            kid = ids if key_ids is None else key_ids
-            same = ids[:, None] == kid[None, :]
-            same[torch.arange(n, device=q.device), target] = False
-            logits = logits.masked_fill(same, float("-inf"))
-        return _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+        return _reduce(_in_batch(q @ k.T / temperature, positive_offset, ids, key_ids), reduction)
     neg = F.normalize(negative_keys, dim=-1)
     if negative_mode == "unpaired":
         if neg.dim() != 2 or neg.shape[1] != q.shape[1]:
@@ -101,6 +98,36 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor, negative_keys: tor
     logits = torch.cat([pos_logits / temperature, neg_logits], dim=1)
     target = torch.zeros(n, dtype=torch.long, device=q.device)
     return _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+
+
+def _in_batch(logits: torch.Tensor, offset: int, ids: torch.Tensor | None,
+              key_ids: torch.Tensor | None) -> torch.Tensor:
+    """Per-query cross-entropy `[N]` of logits `[N, K]` whose positive is column `offset + i`; keys sharing the
+    query's id (other than its positive) are masked."""
+    n = logits.shape[0]
+    target = torch.arange(n, device=logits.device) + offset
+    if ids is not None:
+        kid = ids if key_ids is None else key_ids
+        same = ids[:, None] == kid[None, :]
+        same[torch.arange(n, device=logits.device), target] = False
+        logits = logits.masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def _hybrid_in_batch(query: Hybrid, keys: Hybrid, negative_keys: object, temperature: float | torch.Tensor,
+                     ids: torch.Tensor | None, key_ids: torch.Tensor | None, offset: int,
+                     tile_size: int | None) -> torch.Tensor:
+    """Per-query InfoNCE `[N]` of hybrid (sparse lexical) rows against in-batch keys."""
+    if negative_keys is not None or tile_size is not None:
+        raise ValueError("embeddings with a sparse lexical block (encoder.lexical=true) take in-batch negatives "
+                         "and hard negatives only, not negative_keys or tile_size; set encoder.lexical=false")
+    if not (isinstance(query, Hybrid) and isinstance(keys, Hybrid)):
+        raise TypeError("query and positive_key must both be hybrid (sparse lexical) embeddings or both tensors")
+    n = len(query)
+    if len(keys) < offset + n:
+        raise ValueError(f"{len(keys)} keys cannot hold the positives of {n} queries from row {offset}")
+    _check_ids(ids, n)
+    return _in_batch(cosine(query, keys) / temperature, offset, ids, key_ids)
 
 
 def _info_nce_tiled(q: torch.Tensor, k: torch.Tensor, negative_keys: torch.Tensor | None,
