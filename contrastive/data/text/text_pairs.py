@@ -9,8 +9,10 @@ import io
 import json
 import os
 import re
+import time
 import warnings
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from contrastive.data.text.corpus import read_utf8, tokenize
+from contrastive.data.text.mining import check_mining, mine
 from contrastive.gensim_files import CORPORA, gensim_path
 
 REQUIRED = ("anchor", "positive")
@@ -182,10 +185,13 @@ class TextPairDataModule(pl.LightningDataModule):
 
     def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
                  vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
-                 shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = ()) -> None:
+                 shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = (),
+                 mine_negatives: str | None = None, mine_k: int = 1) -> None:
         super().__init__()
         if crops_per_text < 0:
             raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
+        check_mining(mine_negatives, mine_k)
+        self.mine_negatives, self.mine_k = mine_negatives, mine_k
         self.crops_per_text, self.extra_texts = crops_per_text, list(extra_texts)
         self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
         self.tokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len)
@@ -221,6 +227,9 @@ class TextPairDataModule(pl.LightningDataModule):
                           "text(s); repeated ones are not negatives of each other, so the batches hold few "
                           "negatives" + (" (none: the loss is 0)" if len(positives) < 2 else "") +
                           "; remove the duplicates or add pairs")
+        self.positives = list(positives)  # the distinct positive texts, by id
+        if self.mine_negatives in ("bm25", "tfidf"):
+            self.add_mined()
         texts += [line for name in self.extra_texts for line in read_text_lines(name)]
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
@@ -230,6 +239,18 @@ class TextPairDataModule(pl.LightningDataModule):
         # are fresh text at every access and are tokenized as they come)
         self.token_cache = {t: np.asarray(self.tokenizer(t), dtype=np.int32) for p in self.train_pairs
                             for t in (p["anchor"], p["positive"], *p.get("negatives", ()))}
+
+    def add_mined(self, embed: Callable[[list[str], str], Any] | None = None) -> None:
+        """Append `mine_k` mined hard negatives to every training pair's negatives (the distinct training
+        positives scored by `mine_negatives`; `embed(texts, side)` for `model`)."""
+        t = time.perf_counter()
+        anchors = [p["anchor"] for p in self.train_pairs]
+        found = mine(anchors, [p["id"] for p in self.train_pairs], self.positives, self.mine_k,
+                     self.mine_negatives, embed)
+        for p, got in zip(self.train_pairs, found):
+            p["negatives"] = p.get("negatives", []) + [self.positives[j] for j in got]
+        print(f"mined {self.mine_k} {self.mine_negatives} negative(s) for each of {len(anchors):,} pairs in "
+              f"{time.perf_counter() - t:.1f} s")
 
     def token_idf(self, docs: list[str]) -> torch.Tensor:
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
