@@ -31,7 +31,9 @@ def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torc
     model = hydra.utils.instantiate(cfg.model, encoder=hydra.utils.instantiate(cfg.encoder),
                                     objective=hydra.utils.instantiate(cfg.objective), optimizer=None)
     path = os.path.join(run_dir, "checkpoints", checkpoint)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["state_dict"])
+    dm.load_state_dict(ckpt.get(type(dm).__qualname__, {}))  # a learned subword tokenizer
     return model.eval(), dm
 
 

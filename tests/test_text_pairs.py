@@ -93,7 +93,8 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
         assert ev["heldout_pairs"] == 8 and objects["trainer"].global_step == 2
 
 
-def test_embed_a_text_file_with_a_trained_run(tmp_path):
+@pytest.mark.parametrize("tokenizer", ["hashing", "subword"])
+def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
     import numpy as np
     import scipy.sparse
 
@@ -104,7 +105,8 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path):
     _, objects = train(make_cfg(run, ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}",
                                       "data.batch_size=8", "data.vocab_size=4096", "encoder.dim=16",
                                       "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false",
-                                      "task.word_vectors.epochs=1", "data.extra_texts=[]"], fast=False))
+                                      "task.word_vectors.epochs=1", "data.extra_texts=[]",
+                                      f"data.tokenizer={tokenizer}", "data.subword_size=60"], fast=False))
     model, dm = load_dual_encoder(str(run))
     got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).to_dense().numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).to_dense().detach()
@@ -240,3 +242,25 @@ def test_word_vectors_start_a_transformer_and_need_a_token_table(tmp_path):
     with pytest.raises(ValueError, match=r"encoder: DigitsCNN does not fit task=text_pairs; choose one of "
                                          r"\['bag_of_tokens', 'transformer_text'\]"):
         train(make_cfg(tmp_path / "c", args + ["encoder=digits_cnn"], fast=False))
+
+
+def test_subword_pieces_are_learned_shared_and_carried_in_the_state(tmp_path):
+    from contrastive.data.text.subword import SubwordTokenizer
+    rows = "".join(f"tokenization {i}\ttokenizer number {i}\n" for i in range(30))
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + rows)
+    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=4, vocab_size=500, tokenizer="subword",
+                            subword_size=80)
+    dm.setup()
+    tok = dm.tokenizer
+    assert 0 not in tok("tokenization") and max(max(tok(t)) for t in dm.train_texts) < 80
+    # unseen words are spelled with learned pieces, not one unknown token
+    assert len(tok("retokenizer")) > 1 and tok("tokenizater")[0] != tok("[UNK]")[0] and len(tok("tokenizater")) == 2
+    again = TextPairDataModule(str(tmp_path / "p.tsv"), vocab_size=500, tokenizer="subword", subword_size=80)
+    again.load_state_dict(dm.state_dict())
+    assert again.pad(["tokenizer 7"]).tolist() == dm.pad(["tokenizer 7"]).tolist()
+    with pytest.raises(RuntimeError, match="has not been trained"):
+        SubwordTokenizer(50)("text")
+    with pytest.raises(ValueError, match="subword_size=900 pieces do not fit the encoder's vocab_size=500"):
+        TextPairDataModule(vocab_size=500, tokenizer="subword", subword_size=900)
+    with pytest.raises(ValueError, match="data.tokenizer='bpe'; valid: hashing"):
+        TextPairDataModule(tokenizer="bpe")

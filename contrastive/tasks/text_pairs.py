@@ -80,7 +80,9 @@ class TextPairsTask(Task):
         t = time.perf_counter()
         words, vectors = word_vectors([tokenize(x) for x in dm.train_texts], encoder.token_table.shape[1],
                                       o["epochs"], o["window"], o["negatives"], o["min_count"], seed=seed)
-        init_tokens(encoder, torch.tensor([dm.tokenizer.token_id(w) for w in words]), vectors)
+        ids = [dm.tokenizer.token_id(w) for w in words]  # a subword vocabulary lacks some words whole
+        keep = [i for i, t in enumerate(ids) if t is not None]
+        init_tokens(encoder, torch.tensor([ids[i] for i in keep], dtype=torch.long), vectors[keep])
         print(f"word vectors: {len(words):,} words trained for {o['epochs']} epochs in {time.perf_counter() - t:.1f} s")
 
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from contrastive.data.text.corpus import read_utf8, tokenize
 from contrastive.data.text.mining import check_mining, mine
+from contrastive.data.text.subword import SubwordTokenizer
 from contrastive.gensim_files import CORPORA, gensim_path
 
 REQUIRED = ("anchor", "positive")
@@ -47,6 +48,10 @@ class HashingTokenizer:
             if len(ids) >= self.max_len:
                 break
         return ids[: self.max_len] or [self.token_id("<empty>")]
+
+    def batch(self, texts: list[str]) -> list[list[int]]:
+        """`__call__` over many texts."""
+        return [self(t) for t in texts]
 
 
 def _existing(path: str, what: str, hint: str) -> str:
@@ -186,7 +191,8 @@ class TextPairDataModule(pl.LightningDataModule):
     def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
                  vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
                  shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = (),
-                 mine_negatives: str | None = None, mine_k: int = 1) -> None:
+                 mine_negatives: str | None = None, mine_k: int = 1, tokenizer: str = "hashing",
+                 subword_size: int = 30000) -> None:
         super().__init__()
         if crops_per_text < 0:
             raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
@@ -194,7 +200,11 @@ class TextPairDataModule(pl.LightningDataModule):
         self.mine_negatives, self.mine_k = mine_negatives, mine_k
         self.crops_per_text, self.extra_texts = crops_per_text, list(extra_texts)
         self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
-        self.tokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len)
+        if tokenizer not in ("hashing", "subword"):
+            raise ValueError(f"data.tokenizer={tokenizer!r}; valid: hashing (words and hashed n-grams) or subword "
+                             "(WordPiece pieces learned from the training texts)")
+        self.tokenizer: HashingTokenizer | SubwordTokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len) \
+            if tokenizer == "hashing" else SubwordTokenizer(subword_size, max_len, vocab_size)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
 
     def setup(self, stage: str | None = None) -> None:
@@ -234,11 +244,22 @@ class TextPairDataModule(pl.LightningDataModule):
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
         self.train_texts = texts  # every training text once
+        if isinstance(self.tokenizer, SubwordTokenizer) and not self.tokenizer.trained:
+            self.tokenizer.train(texts)
         self.idf = self.token_idf(texts)
         # the pairs' token ids, computed once: collate reads them every epoch instead of tokenizing again (crops
         # are fresh text at every access and are tokenized as they come)
-        self.token_cache = {t: np.asarray(self.tokenizer(t), dtype=np.int32) for p in self.train_pairs
-                            for t in (p["anchor"], p["positive"], *p.get("negatives", ()))}
+        unique = list(dict.fromkeys(t for p in self.train_pairs for t in (p["anchor"], p["positive"],
+                                                                          *p.get("negatives", ()))))
+        self.token_cache = {t: np.asarray(ids, dtype=np.int32) for t, ids in zip(unique, self.tokenizer.batch(unique))}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must carry to tokenize as in training: a subword tokenizer's learned pieces."""
+        return {"subword": self.tokenizer.to_str()} if isinstance(self.tokenizer, SubwordTokenizer) else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "subword" in state and isinstance(self.tokenizer, SubwordTokenizer):
+            self.tokenizer.load(state["subword"])
 
     def add_mined(self, embed: Callable[[list[str], str], Any] | None = None) -> None:
         """Append `mine_k` mined hard negatives to every training pair's negatives (the distinct training
@@ -256,8 +277,8 @@ class TextPairDataModule(pl.LightningDataModule):
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
         log((1 + n) / (1 + df)) + 1)."""
         df = torch.zeros(self.tokenizer.vocab_size)
-        for d in docs:
-            df[torch.tensor(sorted(set(self.tokenizer(d))))] += 1
+        for ids in self.tokenizer.batch(docs):
+            df[torch.tensor(sorted(set(ids)))] += 1
         return torch.log((1 + len(docs)) / (1 + df)) + 1
 
     def pad(self, texts: list[str]) -> torch.Tensor:
