@@ -264,3 +264,20 @@ def test_subword_pieces_are_learned_shared_and_carried_in_the_state(tmp_path):
         TextPairDataModule(vocab_size=500, tokenizer="subword", subword_size=900)
     with pytest.raises(ValueError, match="data.tokenizer='bpe'; valid: hashing"):
         TextPairDataModule(tokenizer="bpe")
+
+
+def test_docstring_code_pairs_drop_the_docstring_and_repeated_summaries(tmp_path):
+    from contrastive.data.text.code_pairs import docstring_pairs, module_pairs
+    src = ('def add(a, b):\n    """Add two numbers and return their sum."""\n    return a + b\n\n'
+           'def short():\n    """Too short."""\n    return 1\n\n'
+           'class K:\n    def m(self):\n        """Return the answer to the question."""\n        return 42\n')
+    pairs = module_pairs(src)
+    assert [p["anchor"] for p in pairs] == ["Add two numbers and return their sum.", "Return the answer to the question."]
+    assert pairs[0]["positive"] == "def add(a, b):\n    return a + b" and "answer" not in pairs[1]["positive"]
+    (tmp_path / "a.py").write_text(src)
+    (tmp_path / "b.py").write_text(src.replace("a + b", "b + a"))  # the same summaries again: dropped
+    (tmp_path / "test_c.py").write_text(src.replace("numbers", "values"))  # test modules are left out
+    (tmp_path / "d.py").write_text("def broken(:\n")
+    assert [len(g) for g in docstring_pairs(str(tmp_path))] == [2]
+    with pytest.raises(ValueError, match="data.builtin='code'; valid: wiki_paragraphs, python_docstrings"):
+        TextPairDataModule(builtin="code")

@@ -77,6 +77,9 @@ class TextPairsTask(Task):
     def init_word_vectors(self, encoder: torch.nn.Module, dm: TextPairDataModule, seed: int) -> None:
         """Train word2vec on the data module's training texts and start the encoder's word tokens there."""
         o = self.word_vectors
+        if dm.train_texts is None:
+            raise ValueError(f"task.word_vectors.epochs={o['epochs']} trains on the texts, but data.stream keeps "
+                             "token ids only; set task.word_vectors.epochs=0 or data.stream=false")
         t = time.perf_counter()
         words, vectors = word_vectors([tokenize(x) for x in dm.train_texts], encoder.token_table.shape[1],
                                       o["epochs"], o["window"], o["negatives"], o["min_count"], seed=seed)
@@ -110,7 +113,7 @@ class TextPairsTask(Task):
                 embed = embedder(objects[suffix[1:]].to(model.device))
                 metrics.update(retrieval_metrics(embed(anchors), embed(positives), suffix=suffix))
                 metrics[f"lee_pearson{suffix}"] = lee_pearson(embed)
-        fit = [t for p in dm.train_pairs for t in (p["anchor"], p["positive"])]
+        fit = dm.fit_texts  # the training texts (a sample of them when the file was streamed)
         metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
         metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
         print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))

@@ -1,12 +1,10 @@
 """Text pairs for dual encoders: a user's TSV / CSV / JSONL file (`anchor`, `positive`, optional `negative`
-columns), or the embedded default: consecutive paragraphs of the Wikipedia sample shipped in gensim, split by
-article into training and held-out sets. Tokenised with no downloads: lower-cased words plus hashed character
+columns), or an embedded set: consecutive paragraphs of the Wikipedia sample shipped in gensim (the default,
+split by article into training and held-out sets) or docstring -> code pairs of the Python standard library
+(split by module). Tokenised with no downloads: lower-cased words plus hashed character
 n-grams in a fixed-size vocabulary."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 import time
@@ -20,12 +18,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from contrastive.data.text.code_pairs import docstring_pairs
 from contrastive.data.text.corpus import read_utf8, tokenize
 from contrastive.data.text.mining import check_mining, mine
+from contrastive.data.text.pair_files import existing, read_pairs
 from contrastive.data.text.subword import SubwordTokenizer
+from contrastive.data.text.token_store import scratch_dir, split_rows, store_pairs
 from contrastive.gensim_files import CORPORA, gensim_path
 
-REQUIRED = ("anchor", "positive")
+BUILTIN = ("wiki_paragraphs", "python_docstrings")  # the embedded pair sets (data.path=null)
+STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
 
 
 class HashingTokenizer:
@@ -52,79 +54,6 @@ class HashingTokenizer:
     def batch(self, texts: list[str]) -> list[list[int]]:
         """`__call__` over many texts."""
         return [self(t) for t in texts]
-
-
-def _existing(path: str, what: str, hint: str) -> str:
-    """`path`, or a FileNotFoundError naming `what` it is, where, and `hint` (what the option takes)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} {os.path.abspath(path)} does not exist; {hint}")
-    return path
-
-
-def read_table(path: str, text: str) -> tuple[list[dict[str, Any]], set[str]]:
-    """Rows and column names of a CSV (quotes parsed) or TSV (tabs only: a `"` is an ordinary character, so a
-    stray quote cannot swallow the rest of the file). A row with more or fewer fields than the header (what an
-    unclosed quote leaves) is an error naming its first line."""
-    tsv = path.endswith(".tsv")
-    csv.field_size_limit(2**31 - 1)  # long documents are legitimate fields (the default limit is 128 KiB)
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if tsv else ",",
-                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-    rows: list[dict[str, Any]] = []
-    names = reader.fieldnames or []
-    start = reader.line_num + 1
-    try:
-        for r in reader:
-            if None in r or any(r.get(c) is None for c in REQUIRED if c in names):
-                got = len(names) + len(r.get(None) or []) - sum(v is None for k, v in r.items() if k is not None)
-                hint = "" if tsv else "; a quote left open takes in every line after it"
-                raise ValueError(f"{path}:{start}: {got} field(s), but the header names {len(names)} "
-                                 f"({', '.join(names)}){hint}")
-            rows.append(r)
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise ValueError(f"{path}:{start}: {e}") from None
-    return rows, set(names)
-
-
-def read_pairs(path: str) -> list[dict[str, Any]]:
-    """Rows `{anchor, positive, negatives: [...]}` from TSV, CSV (header row) or JSONL; rows with an empty
-    anchor or positive are skipped and counted."""
-    text = read_utf8(_existing(path, "pairs file", "set data.path to a TSV, CSV or JSONL file with columns "
-                                                   "anchor, positive and optionally negative"))
-    if path.endswith(".jsonl"):
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: not a JSON object ({e})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{n}: expected a JSON object with anchor and positive, got "
-                                     f"{type(row).__name__}")
-                bad = [k for k in ("anchor", "positive") if k in row and not isinstance(row[k], str)]
-                if bad:
-                    raise ValueError(f"{path}:{n}: {bad[0]} must be a string, got {type(row[bad[0]]).__name__}")
-                rows.append(row)
-        columns = set().union(*(r.keys() for r in rows)) if rows else set()
-    else:
-        rows, columns = read_table(path, text)
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise ValueError(f"{path} lacks column(s) {missing}; found {sorted(columns)}; need anchor, positive "
-                         "and optionally negative")
-    out, empty = [], 0
-    for r in rows:
-        a, p = (str(r.get(c) or "").strip() for c in REQUIRED)
-        if not a or not p:
-            empty += 1
-            continue
-        neg = r.get("negative") or []
-        out.append({"anchor": a, "positive": p, "negatives": [str(x) for x in (neg if isinstance(neg, list) else [neg])
-                                                             if str(x).strip()]})
-    if empty:
-        warnings.warn(f"{path}: skipped {empty} row(s) with an empty anchor or positive")
-    return out
 
 
 def wiki_articles(min_words: int = 20) -> list[list[str]]:
@@ -154,7 +83,7 @@ def read_text_lines(name: str, min_words: int = 10) -> list[str]:
     if name == "enwiki_sample":
         raise ValueError("extra_texts cannot hold enwiki_sample: its held-out articles are the evaluation set "
                          "(its training articles are used already); use 'lee' or a text file")
-    path = gensim_path(CORPORA["lee"]) if name == "lee" else _existing(
+    path = gensim_path(CORPORA["lee"]) if name == "lee" else existing(
         name, "text corpus", "data.extra_texts takes 'lee' or paths to text files (one document per line)")
     return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
 
@@ -192,8 +121,13 @@ class TextPairDataModule(pl.LightningDataModule):
                  vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
                  shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = (),
                  mine_negatives: str | None = None, mine_k: int = 1, tokenizer: str = "hashing",
-                 subword_size: int = 30000) -> None:
+                 subword_size: int = 30000, builtin: str = "wiki_paragraphs", stream: bool | None = None,
+                 heldout_max: int = 10000, cache_dir: str | None = None) -> None:
         super().__init__()
+        self.stream, self.heldout_max, self.cache_dir = stream, heldout_max, cache_dir
+        if builtin not in BUILTIN:
+            raise ValueError(f"data.builtin={builtin!r}; valid: {', '.join(BUILTIN)} (used when data.path is null)")
+        self.builtin = builtin
         if crops_per_text < 0:
             raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
         check_mining(mine_negatives, mine_k)
@@ -207,8 +141,42 @@ class TextPairDataModule(pl.LightningDataModule):
             if tokenizer == "hashing" else SubwordTokenizer(subword_size, max_len, vocab_size)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
 
+    def streaming(self) -> bool:
+        """Whether `path` is read row by row into memory-mapped token ids (`stream`; null: files over
+        STREAM_BYTES)."""
+        if not self.path:
+            return False
+        return self.stream if self.stream is not None else os.path.getsize(existing(
+            self.path, "pairs file", "set data.path to a TSV, CSV or JSONL file")) > STREAM_BYTES
+
+    def _setup_stream(self) -> None:
+        """Tokenize the file once into memory-mapped ids; only held-out rows stay as text."""
+        used = [f"{k}={v}" for k, v in (("crops_per_text", self.crops_per_text), ("extra_texts", self.extra_texts),
+                                        ("mine_negatives", self.mine_negatives)) if v]
+        if used:
+            raise ValueError(f"data.stream reads {self.path} row by row and keeps token ids only; {', '.join(used)} "
+                             "need(s) the texts in memory: set data.stream=false or leave them out")
+        t = time.perf_counter()
+        args = (self.heldout_fraction, self.heldout_max, self.split_seed)
+        if isinstance(self.tokenizer, SubwordTokenizer) and not self.tokenizer.trained:
+            self.tokenizer.train(t for r, held in split_rows(self.path, *args) if not held
+                                 for t in (r["anchor"], r["positive"]))
+        got = store_pairs(self.path, self.tokenizer.batch, self.tokenizer.vocab_size, *args,
+                          scratch_dir(self.cache_dir))
+        self.train_pairs, self.heldout, self.fit_texts = got["pairs"], got["heldout"], got["fit_texts"]
+        self.train_texts, self.crops, self.positives = None, None, None
+        self.idf = self._idf(torch.from_numpy(got["df"]).float(), got["n_docs"])
+        print(f"tokenized {len(self.train_pairs):,} training pairs of {self.path} into memory-mapped ids "
+              f"({len(self.heldout):,} held out) in {time.perf_counter() - t:.1f} s")
+        if len(self.train_pairs) < self.batch_size:
+            raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
+                             "lower the batch size or add pairs")
+
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train_pairs"):
+            return
+        if self.streaming():
+            self._setup_stream()
             return
         if self.path:
             pairs = read_pairs(self.path)
@@ -217,13 +185,20 @@ class TextPairDataModule(pl.LightningDataModule):
             self.heldout = [pairs[i] for i in perm[:k]]
             self.train_pairs = [pairs[i] for i in perm[k:]]
             texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
-        else:  # split by article, so no held-out paragraph was seen in training
+        elif self.builtin == "wiki_paragraphs":  # split by article, so no held-out paragraph was seen in training
             articles = [a for a in wiki_articles() if len(a) >= 2]
             perm = np.random.default_rng(self.split_seed).permutation(len(articles))
             k = round(len(articles) * self.heldout_fraction)
             self.heldout = [p for i in perm[:k] for p in paragraph_pairs(articles[i])]
             self.train_pairs = [p for i in perm[k:] for p in paragraph_pairs(articles[i])]
             texts = [t for i in perm[k:] for t in articles[i]]
+        else:  # python_docstrings, split by module
+            modules = docstring_pairs()
+            perm = np.random.default_rng(self.split_seed).permutation(len(modules))
+            k = round(len(modules) * self.heldout_fraction)
+            self.heldout = [p for i in perm[:k] for p in modules[i]]
+            self.train_pairs = [p for i in perm[k:] for p in modules[i]]
+            texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
         if len(self.train_pairs) < self.batch_size:
             raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
                              "lower the batch size or add pairs")
@@ -244,6 +219,7 @@ class TextPairDataModule(pl.LightningDataModule):
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
         self.train_texts = texts  # every training text once
+        self.fit_texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]  # TF-IDF's
         if isinstance(self.tokenizer, SubwordTokenizer) and not self.tokenizer.trained:
             self.tokenizer.train(texts)
         self.idf = self.token_idf(texts)
@@ -279,12 +255,18 @@ class TextPairDataModule(pl.LightningDataModule):
         df = torch.zeros(self.tokenizer.vocab_size)
         for ids in self.tokenizer.batch(docs):
             df[torch.tensor(sorted(set(ids)))] += 1
-        return torch.log((1 + len(docs)) / (1 + df)) + 1
+        return self._idf(df, len(docs))
 
-    def pad(self, texts: list[str]) -> torch.Tensor:
-        """`[len(texts), L]` token ids, right-padded with 0 (a training pair's texts from the cache)."""
+    @staticmethod
+    def _idf(df: torch.Tensor, n: int) -> torch.Tensor:
+        return torch.log((1 + n) / (1 + df)) + 1
+
+    def pad(self, texts: list[str | np.ndarray]) -> torch.Tensor:
+        """`[len(texts), L]` token ids, right-padded with 0, of texts or token-id arrays (a training pair's texts
+        from the cache)."""
         cache = getattr(self, "token_cache", {})
-        ids = [cache[t] if t in cache else np.asarray(self.tokenizer(t), dtype=np.int32) for t in texts]
+        ids = [t if isinstance(t, np.ndarray) else cache[t] if t in cache else np.asarray(self.tokenizer(t), np.int32)
+               for t in texts]
         out = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
         for i, row in enumerate(ids):
             out[i, :len(row)] = torch.from_numpy(row)

@@ -1,0 +1,62 @@
+"""Docstring -> code pairs from the Python standard library that ships with the interpreter (a code-search
+task in the manner of CodeSearchNet, with no download): the anchor is a function's docstring summary (prose),
+the positive its code with the docstring removed. Grouped by module, so a split keeps modules apart."""
+from __future__ import annotations
+
+import ast
+import os
+import sysconfig
+import warnings
+from typing import Any
+
+SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtledemo", "__pycache__"}
+
+
+def _summary(doc: str) -> str:
+    """A docstring's first paragraph, whitespace normalised."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def module_pairs(source: str, min_words: int = 5, max_code_chars: int = 2000) -> list[dict[str, Any]]:
+    """`{anchor: summary, positive: code}` for each function or method of `source` whose docstring summary has
+    >= `min_words` words; the code is the function unparsed without its docstring, cut at `max_code_chars`."""
+    with warnings.catch_warnings():  # old modules hold invalid escape sequences
+        warnings.simplefilter("ignore")
+        tree = ast.parse(source)
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        doc = ast.get_docstring(node)
+        if not doc or len(_summary(doc).split()) < min_words or len(node.body) < 2:
+            continue
+        node.body = node.body[1:]  # the docstring goes; the rest of the function is the document
+        out.append({"anchor": _summary(doc), "positive": ast.unparse(node)[:max_code_chars], "negatives": []})
+    return out
+
+
+def stdlib_files(root: str | None = None) -> list[str]:
+    """The standard library's .py files (tests and demos left out), sorted."""
+    root = root or sysconfig.get_paths()["stdlib"]
+    files = []
+    for d, dirs, names in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and not x.startswith("test"))
+        files += [os.path.join(d, n) for n in sorted(names) if n.endswith(".py") and not n.startswith("test")]
+    return files
+
+
+def docstring_pairs(root: str | None = None) -> list[list[dict[str, Any]]]:
+    """Each standard-library module's docstring -> code pairs (modules without any left out); a summary seen
+    in an earlier module is dropped, so no query has two right answers."""
+    seen: set[str] = set()
+    groups = []
+    for path in stdlib_files(root):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            try:
+                pairs = module_pairs(f.read())
+            except SyntaxError:  # a file written for another Python version
+                continue
+        pairs = [p for p in pairs if not (p["anchor"] in seen or seen.add(p["anchor"]))]
+        if pairs:
+            groups.append(pairs)
+    return groups

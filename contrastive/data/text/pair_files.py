@@ -1,0 +1,121 @@
+"""Pair files read row by row (TSV, CSV with a header row, JSONL): `iter_pairs` holds one row at a time, so a
+file larger than memory can be read; every malformed row is an error naming its line."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+REQUIRED = ("anchor", "positive")
+
+
+def existing(path: str, what: str, hint: str) -> str:
+    """`path`, or a FileNotFoundError naming `what` it is, where, and `hint` (what the option takes)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {os.path.abspath(path)} does not exist; {hint}")
+    return path
+
+
+class Utf8Lines:
+    """The lines of a file decoded as UTF-8 (a byte-order mark dropped); undecodable bytes become U+FFFD and are
+    counted, and `warn()` says how many."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.bad, self.size = path, 0, os.path.getsize(path)
+
+    def __iter__(self) -> Iterator[str]:
+        with open(self.path, "rb") as f:
+            for n, raw in enumerate(f):
+                line = raw.decode("utf-8-sig" if n == 0 else "utf-8", errors="replace")
+                if "\ufffd" in line:
+                    self.bad += line.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
+                yield line
+
+    def warn(self) -> None:
+        if self.bad > 0.01 * self.size:
+            warnings.warn(f"{self.path} does not look like UTF-8 text: {self.bad} byte sequence(s) in {self.size} "
+                          "bytes are not valid UTF-8 (a binary file, or text in another encoding? re-save it as "
+                          "UTF-8); they are replaced with U+FFFD and the words between them are used")
+        elif self.bad:
+            warnings.warn(f"{self.path}: {self.bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD")
+
+
+def _table_rows(path: str, lines: Utf8Lines) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(first line, row) of a CSV (quotes parsed) or TSV (tabs only: a `"` is an ordinary character, so a stray
+    quote cannot swallow the rest of the file). A row with more or fewer fields than the header (what an
+    unclosed quote leaves) is an error naming its first line; so is a header without anchor and positive."""
+    tsv = path.endswith(".tsv")
+    csv.field_size_limit(2**31 - 1)  # long documents are legitimate fields (the default limit is 128 KiB)
+    reader = csv.DictReader(iter(lines), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    names = reader.fieldnames or []
+    _check_columns(path, set(names))
+    start = reader.line_num + 1
+    try:
+        for r in reader:
+            if None in r or any(r.get(c) is None for c in REQUIRED if c in names):
+                got = len(names) + len(r.get(None) or []) - sum(v is None for k, v in r.items() if k is not None)
+                hint = "" if tsv else "; a quote left open takes in every line after it"
+                raise ValueError(f"{path}:{start}: {got} field(s), but the header names {len(names)} "
+                                 f"({', '.join(names)}){hint}")
+            yield start, r
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise ValueError(f"{path}:{start}: {e}") from None
+
+
+def _json_rows(path: str, lines: Utf8Lines, columns: set[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) of a JSONL file; `columns` collects every key seen."""
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not a JSON object ({e})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object with anchor and positive, got "  # noqa: TRY004
+                             f"{type(row).__name__}")
+        bad = [k for k in REQUIRED if k in row and not isinstance(row[k], str)]
+        if bad:
+            raise ValueError(f"{path}:{n}: {bad[0]} must be a string, got {type(row[bad[0]]).__name__}")
+        columns.update(row)
+        yield n, row
+
+
+def _check_columns(path: str, columns: set[str]) -> None:
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing}; found {sorted(columns)}; need anchor, positive "
+                         "and optionally negative")
+
+
+def iter_pairs(path: str) -> Iterator[dict[str, Any]]:
+    """Rows `{anchor, positive, negatives: [...], line}` of a TSV, CSV (header row) or JSONL file, one at a time;
+    rows with an empty anchor or positive are skipped and counted (a warning at the end)."""
+    lines = Utf8Lines(existing(path, "pairs file", "set data.path to a TSV, CSV or JSONL file with columns "
+                                                   "anchor, positive and optionally negative"))
+    columns: set[str] = set()
+    rows = _json_rows(path, lines, columns) if path.endswith(".jsonl") else _table_rows(path, lines)
+    empty = 0
+    for line, r in rows:
+        a, p = (str(r.get(c) or "").strip() for c in REQUIRED)
+        if not a or not p:
+            empty += 1
+            continue
+        neg = r.get("negative") or []
+        yield {"anchor": a, "positive": p, "line": line,
+               "negatives": [str(x) for x in (neg if isinstance(neg, list) else [neg]) if str(x).strip()]}
+    if path.endswith(".jsonl"):
+        _check_columns(path, columns)
+    lines.warn()
+    if empty:
+        warnings.warn(f"{path}: skipped {empty} row(s) with an empty anchor or positive")
+
+
+def read_pairs(path: str) -> list[dict[str, Any]]:
+    """Every row of `iter_pairs` in a list (`line` left out)."""
+    return [{k: v for k, v in r.items() if k != "line"} for r in iter_pairs(path)]
