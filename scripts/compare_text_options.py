@@ -47,6 +47,14 @@ def main() -> None:
     for name, overrides, runs in rows:
         cells = [f"{statistics.mean(r[c] for r in runs):.3f}" for c in [*COLUMNS, "tfidf_mrr"]]
         print(f"| {name} `{overrides}` | " + " | ".join(cells) + " |")
+    print("\nEach option's encoders, mean over seeds:")
+    for name, _, runs in rows:
+        print(f"\n{name}\n| encoder | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|")
+        for label, prefix, suffix in (("trained", "", ""), ("after the word2vec stage", "", "_word2vec_init"),
+                                      ("randomly initialised", "", "_random_init"), ("TF-IDF", "tfidf_", "")):
+            if f"{prefix}mrr{suffix}" in runs[0]:
+                cells = [f"{statistics.mean(r[prefix + c + suffix] for r in runs):.3f}" for c in COLUMNS]
+                print(f"| {label} | " + " | ".join(cells) + " |")
     print("per seed mrr: " + "; ".join(f"{n}: " + ", ".join(f"{r['mrr']:.3f}" for r in runs) for n, _, runs in rows))
 
 

@@ -222,12 +222,14 @@ class TextPairDataModule(pl.LightningDataModule):
         self.fit_texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]  # TF-IDF's
         if isinstance(self.tokenizer, SubwordTokenizer) and not self.tokenizer.trained:
             self.tokenizer.train(texts)
-        self.idf = self.token_idf(texts)
-        # the pairs' token ids, computed once: collate reads them every epoch instead of tokenizing again (crops
-        # are fresh text at every access and are tokenized as they come)
-        unique = list(dict.fromkeys(t for p in self.train_pairs for t in (p["anchor"], p["positive"],
-                                                                          *p.get("negatives", ()))))
-        self.token_cache = {t: np.asarray(ids, dtype=np.int32) for t, ids in zip(unique, self.tokenizer.batch(unique))}
+        # every text's token ids, computed once: the IDF counts them, and collate reads the pairs' every epoch
+        # instead of tokenizing again (crops are fresh text at every access and are tokenized as they come)
+        pair_texts = list(dict.fromkeys(t for p in self.train_pairs for t in (p["anchor"], p["positive"],
+                                                                              *p.get("negatives", ()))))
+        unique = list(dict.fromkeys([*texts, *pair_texts]))
+        ids = dict(zip(unique, self.tokenizer.batch(unique)))
+        self.idf = self._counted_idf([ids[t] for t in texts])
+        self.token_cache = {t: np.asarray(ids[t], dtype=np.int32) for t in pair_texts}
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must carry to tokenize as in training: a subword tokenizer's learned pieces."""
@@ -252,10 +254,13 @@ class TextPairDataModule(pl.LightningDataModule):
     def token_idf(self, docs: list[str]) -> torch.Tensor:
         """Smoothed inverse document frequency `[vocab_size]` of the hashed tokens over `docs` (as scikit-learn:
         log((1 + n) / (1 + df)) + 1)."""
-        df = torch.zeros(self.tokenizer.vocab_size)
-        for ids in self.tokenizer.batch(docs):
-            df[torch.tensor(sorted(set(ids)))] += 1
-        return self._idf(df, len(docs))
+        return self._counted_idf(self.tokenizer.batch(docs))
+
+    def _counted_idf(self, docs: list[list[int]]) -> torch.Tensor:
+        df = np.zeros(self.tokenizer.vocab_size, dtype=np.int64)
+        for ids in docs:
+            df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+        return self._idf(torch.from_numpy(df).float(), len(docs))
 
     @staticmethod
     def _idf(df: torch.Tensor, n: int) -> torch.Tensor:
