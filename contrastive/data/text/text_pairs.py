@@ -27,6 +27,7 @@ from contrastive.data.text.token_store import scratch_dir, split_rows, store_pai
 from contrastive.gensim_files import CORPORA, gensim_path
 
 BUILTIN = ("wiki_paragraphs", "python_docstrings")  # the embedded pair sets (data.path=null)
+SUBWORD_SIZE = 30000  # pieces learned by default (at most vocab_size)
 STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
 
 
@@ -121,7 +122,7 @@ class TextPairDataModule(pl.LightningDataModule):
                  vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
                  shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = (),
                  mine_negatives: str | None = None, mine_k: int = 1, tokenizer: str = "hashing",
-                 subword_size: int = 30000, builtin: str = "wiki_paragraphs", stream: bool | None = None,
+                 subword_size: int | None = None, builtin: str = "wiki_paragraphs", stream: bool | None = None,
                  heldout_max: int = 10000, cache_dir: str | None = None) -> None:
         super().__init__()
         self.stream, self.heldout_max, self.cache_dir = stream, heldout_max, cache_dir
@@ -138,7 +139,8 @@ class TextPairDataModule(pl.LightningDataModule):
             raise ValueError(f"data.tokenizer={tokenizer!r}; valid: hashing (words and hashed n-grams) or subword "
                              "(WordPiece pieces learned from the training texts)")
         self.tokenizer: HashingTokenizer | SubwordTokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len) \
-            if tokenizer == "hashing" else SubwordTokenizer(subword_size, max_len, vocab_size)
+            if tokenizer == "hashing" else SubwordTokenizer(subword_size or min(SUBWORD_SIZE, vocab_size), max_len,
+                                                            vocab_size)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
 
     def streaming(self) -> bool:
