@@ -59,7 +59,7 @@ def count_lines(path: str) -> int:
 def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.ckpt", batch_size: int = 1024,
                     device: str | None = None, progress: bool = True) -> tuple[int, str | None]:
     """Embed every line of a UTF-8 text file with a trained dual encoder, streaming: `out` (.npy, `[N, D]`
-    float32, written through a memory map) gets the dense block, and a lexical encoder's sparse block goes to
+    float32, written batch by batch) gets the dense block, and a lexical encoder's sparse block goes to
     `out` with `.lexical.npz` (scipy CSR, `[N, vocab_size]`). Memory holds one batch. Returns (N, the sparse
     file or None)."""
     from tqdm import tqdm
@@ -69,8 +69,9 @@ def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.c
     model.to(dev)
     probe = model.embed(dm.pad([""]).to(dev))
     hybrid = isinstance(probe, Hybrid)
-    dense = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32,
-                                      shape=(n, (probe.dense if hybrid else probe).shape[1]))
+    dense = open(out + ".part", "wb")  # noqa: SIM115 (closed below; plain writes keep no page of it resident)
+    np.lib.format.write_array_header_1_0(dense, {"descr": "<f4", "fortran_order": False,
+                                                 "shape": (n, (probe.dense if hybrid else probe).shape[1])})
     lexical = os.path.splitext(out)[0] + ".lexical.npz" if hybrid else None
     sparse = CsrWriter(lexical, probe.vocab_size) if hybrid else None
     done = 0
@@ -78,7 +79,7 @@ def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.c
     def flush(texts: list[str]) -> None:
         nonlocal done
         z = model.embed(dm.pad(texts).to(dev)).float().cpu()
-        dense[done:done + len(texts)] = (z.dense if hybrid else z).numpy()
+        dense.write((z.dense if hybrid else z).numpy().astype("<f4").tobytes())
         if sparse is not None:
             sparse.append(*z.csr())
         done += len(texts)
@@ -94,7 +95,8 @@ def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.c
                 batch = []
         if batch:
             flush(batch)
-    dense.flush()
+    dense.close()
+    os.replace(out + ".part", out)  # a file named `out` is whole
     if sparse is not None:
         sparse.close()
     return done, lexical

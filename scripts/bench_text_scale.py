@@ -26,10 +26,18 @@ import numpy as np
 import torch
 
 
+def _name(i: int) -> str:
+    """A distinct letter-only word for each i >= 26 (its base-26 digits as letters)."""
+    out = ""
+    while i:
+        out, i = "etaoinshrdlcumwfgypbvkjxqz"[i % 26] + out, i // 26
+    return out
+
+
 def words(n_texts: int, lo: int, hi: int, seed: int) -> list[str]:
     """`n_texts` texts of lo..hi words from a 50,000-word Zipf vocabulary."""
     rng = np.random.default_rng(seed)
-    vocab = np.array([f"w{i}" for i in range(50000)])
+    vocab = np.array([_name(i + 26) for i in range(50000)])
     lengths = rng.integers(lo, hi + 1, n_texts)
     ids = np.minimum(rng.zipf(1.2, lengths.sum()), 50000) - 1
     cuts = np.cumsum(lengths)[:-1]

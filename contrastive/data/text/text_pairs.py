@@ -28,7 +28,20 @@ from contrastive.gensim_files import CORPORA, gensim_path
 
 BUILTIN = ("wiki_paragraphs", "python_docstrings")  # the embedded pair sets (data.path=null)
 SUBWORD_SIZE = 30000  # pieces learned by default (at most vocab_size)
+WORD_CACHE = 2**20  # distinct words whose ids a hashing tokenizer keeps
 STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
+
+
+class _Memo(dict):
+    """`memo[key]` computes `fn(key)` the first time and keeps it."""
+
+    def __init__(self, fn: Callable[[str], list[int]]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: str) -> list[int]:
+        value = self[key] = self.fn(key)
+        return value
 
 
 class HashingTokenizer:
@@ -37,19 +50,22 @@ class HashingTokenizer:
 
     def __init__(self, vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256) -> None:
         self.vocab_size, self.ngrams, self.max_len = vocab_size, tuple(ngrams), max_len
+        self._words = _Memo(self.word_ids)  # each word's ids, hashed once (words repeat: Zipf)
 
     def token_id(self, s: str) -> int:
         """The id of a word (or a `#`-marked n-gram) `s`."""
         return 1 + zlib.crc32(s.encode("utf-8")) % (self.vocab_size - 1)
 
+    def word_ids(self, w: str) -> list[int]:
+        """A word's id, then its n-grams' ids."""
+        m = f"<{w}>"
+        return [self.token_id(w)] + [self.token_id("#" + m[i:i + n]) for n in self.ngrams for i in range(len(m) - n + 1)]
+
     def __call__(self, text: str) -> list[int]:
-        ids = []
-        for w in tokenize(text):
-            ids.append(self.token_id(w))
-            m = f"<{w}>"
-            ids += [self.token_id("#" + m[i:i + n]) for n in self.ngrams for i in range(len(m) - n + 1)]
-            if len(ids) >= self.max_len:
-                break
+        words = self._words
+        if len(words) > WORD_CACHE:
+            words.clear()
+        ids = [i for w in tokenize(text)[: self.max_len] for i in words[w]]
         return ids[: self.max_len] or [self.token_id("<empty>")]
 
     def batch(self, texts: list[str]) -> list[list[int]]:
