@@ -99,12 +99,22 @@ def stream_setup(path: str) -> None:
               f"{before / 2**20:.2f} before)", flush=True)
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident set: VmHWM (ru_maxrss of an exec'd child starts at its parent's, since
+    Linux carries the old address space's high-water mark across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(x.split()[1]) for x in f if x.startswith("VmHWM")) / 2**20
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def embed_child(run_dir: str, texts: str, out: str) -> None:
     from contrastive.embed import embed_text_file
     t = time.perf_counter()
     n, lexical = embed_text_file(run_dir, texts, out, progress=False)
     dt = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = peak_rss_gib()
     size = (os.path.getsize(out) + (os.path.getsize(lexical) if lexical else 0)) / 2**20
     print(f"contrastive-embed: {n:,} texts in {dt:.1f} s = {n / dt:,.0f} texts/s; peak RSS {peak:.2f} GiB; "
           f"output {size:,.0f} MiB (dense .npy + sparse .npz)")
