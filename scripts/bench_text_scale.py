@@ -3,7 +3,8 @@
 1. tokenization against training: 100,000 pairs; the time to tokenize every training text once (what setup
    does now, with each tokenizer) beside one epoch of the default text encoder's training steps (forward,
    backward, AdamW) over the same pairs, which read the cached ids;
-2. streaming: setting up the same pairs with data.stream=true (one pass into memory-mapped ids) vs in memory;
+2. streaming: setting up 1,000,000 pairs with data.stream=true (one pass into memory-mapped ids) vs in memory,
+   each in a fresh process: time and peak RSS;
 3. embedding: contrastive-embed over 1,000,000 short texts with a small trained run; its peak RSS (the
    process's own high-water mark) and texts/s.
 
@@ -87,16 +88,12 @@ def tokenize_vs_epoch(path: str) -> None:
         print(f"| {tok} | {setup:.1f} | {tokenize:.2f} | {epoch:.1f} | {100 * tokenize / epoch:.1f}% |", flush=True)
 
 
-def stream_setup(path: str) -> None:
+def stream_child(path: str, stream: str) -> None:
     from contrastive.data import TextPairDataModule
-    for stream in (False, True):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t = time.perf_counter()
-        dm = TextPairDataModule(path, batch_size=128, vocab_size=65536, ngrams=(), stream=stream)
-        dm.setup()
-        print(f"stream={stream}: setup {time.perf_counter() - t:.1f} s, {len(dm.train_pairs):,} training pairs "
-              f"(peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB, "
-              f"{before / 2**20:.2f} before)", flush=True)
+    t = time.perf_counter()
+    dm = TextPairDataModule(path, batch_size=128, vocab_size=65536, ngrams=(), stream=stream == "True")
+    dm.setup()
+    print(f"| {stream} | {len(dm.train_pairs):,} | {time.perf_counter() - t:.1f} | {peak_rss_gib():.2f} |", flush=True)
 
 
 def peak_rss_gib() -> float:
@@ -125,10 +122,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=100000)
     ap.add_argument("--texts", type=int, default=1000000)
     ap.add_argument("--only", choices=["tokenize", "stream", "embed"], default=None)
+    ap.add_argument("--stream-pairs", type=int, default=1000000)
     ap.add_argument("--embed-child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--stream-child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.embed_child:
         return embed_child(*a.embed_child)
+    if a.stream_child:
+        return stream_child(*a.stream_child)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,7 +138,12 @@ def main() -> None:
         if a.only in (None, "tokenize"):
             tokenize_vs_epoch(pairs)
         if a.only in (None, "stream"):
-            stream_setup(pairs)
+            big = os.path.join(tmp, "big.tsv")
+            write_pairs(big, a.stream_pairs)
+            print(f"\n{a.stream_pairs:,} pairs, {os.path.getsize(big) / 2**20:,.0f} MiB, each setup in a fresh process:"
+                  "\n| data.stream | training pairs | setup s | peak RSS GiB |\n|---|---|---|---|", flush=True)
+            for stream in ("False", "True"):
+                subprocess.run([sys.executable, __file__, "--stream-child", big, stream], check=True)
         if a.only in (None, "embed"):
             run = os.path.join(tmp, "run")
             train = os.path.join(os.path.dirname(sys.executable), "contrastive-train")
