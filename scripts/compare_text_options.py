@@ -1,6 +1,6 @@
 """Held-out retrieval of the text-pairs task under each option, mean over seeds, as a Markdown table.
 
-    python scripts/compare_text_options.py                       # the default task: today's, mined, subword
+    python scripts/compare_text_options.py                       # the default task, hashed words, mined negatives
     python scripts/compare_text_options.py --seeds 0 --options "base=" "bm25=data.mine_negatives=bm25"
 
 Each option is `name=override override ...` added to `contrastive-train experiment=<experiment>`; every run
@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-OPTIONS = ["today=", "bm25=data.mine_negatives=bm25", "tfidf=data.mine_negatives=tfidf",
-           "model=data.mine_negatives=model", "subword=data.tokenizer=subword"]
+OPTIONS = ["default=", "hashing=data.tokenizer=hashing", "bm25=data.mine_negatives=bm25",
+           "tfidf=data.mine_negatives=tfidf", "model=data.mine_negatives=model"]
 COLUMNS = ["recall_at_1", "recall_at_5", "recall_at_10", "mrr", "lee_pearson"]
 
 
