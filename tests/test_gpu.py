@@ -178,3 +178,21 @@ def test_word2vec_on_the_device_picks_per_pair_and_trains(tmp_path):
     model = objects["model"]
     assert model.method == ("per_pair" if trainer else "hogwild")
     assert bool(torch.isfinite(model.vectors).all()) and objects["trainer"].global_step > 0
+
+
+def test_hybrid_text_embeddings_on_device_equal_cpu():
+    from contrastive.encoders import BagOfTokens
+    from contrastive.losses import ClipLoss
+    torch.manual_seed(0)
+    enc = BagOfTokens(vocab_size=500, dim=8, out_dim=8, idf=torch.rand(500) + 0.5, lexical=True)
+    ids = torch.randint(0, 500, (6, 12)) * (torch.rand(6, 12) > 0.3)
+    losses, grads = [], []
+    for dev in ("cpu", DEVICE):
+        enc.zero_grad()
+        m = enc.to(dev)
+        a, b = m(ids.to(dev)), m(ids.flip(0).to(dev))
+        loss = ClipLoss(0.1).to(dev)(a, b, extra_negatives=m((ids.to(dev) + 3) % 500))
+        loss.backward()
+        losses.append(loss)
+        grads.append(m.bag.weight.grad.clone())
+    assert close(losses[1], losses[0]) and close(grads[1], grads[0])
