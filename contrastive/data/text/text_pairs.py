@@ -1,8 +1,8 @@
 """Text pairs for dual encoders: a user's TSV / CSV / JSONL file (`anchor`, `positive`, optional `negative`
 columns), or an embedded set: consecutive paragraphs of the Wikipedia sample shipped in gensim (the default,
 split by article into training and held-out sets) or docstring -> code pairs of the Python standard library
-(split by module). Tokenised with no downloads: lower-cased words plus hashed character
-n-grams in a fixed-size vocabulary."""
+(split by module). Tokenised with no downloads: lower-cased words (plus hashed character n-grams) in a
+fixed-size vocabulary, or WordPiece pieces learned from the training texts."""
 from __future__ import annotations
 
 import os
