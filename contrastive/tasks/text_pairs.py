@@ -59,6 +59,10 @@ class TextPairsTask(Task):
 
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         datamodule = hydra.utils.instantiate(cfg.data)
+        if self.word_vectors["epochs"] and datamodule.streaming():  # said before the long pass over the file
+            raise ValueError(f"task.word_vectors.epochs={self.word_vectors['epochs']} trains on the texts, but "
+                             f"data.stream keeps token ids only ({cfg.data.path}); set task.word_vectors.epochs=0 "
+                             "or data.stream=false")
         datamodule.setup("fit")
         weighs_tokens = issubclass(hydra.utils.get_class(cfg.encoder._target_), BagOfTokens)
         # the bag of tokens weighs each token by its IDF over the training texts
@@ -77,9 +81,6 @@ class TextPairsTask(Task):
     def init_word_vectors(self, encoder: torch.nn.Module, dm: TextPairDataModule, seed: int) -> None:
         """Train word2vec on the data module's training texts and start the encoder's word tokens there."""
         o = self.word_vectors
-        if dm.train_texts is None:
-            raise ValueError(f"task.word_vectors.epochs={o['epochs']} trains on the texts, but data.stream keeps "
-                             "token ids only; set task.word_vectors.epochs=0 or data.stream=false")
         t = time.perf_counter()
         words, vectors = word_vectors([tokenize(x) for x in dm.train_texts], encoder.token_table.shape[1],
                                       o["epochs"], o["window"], o["negatives"], o["min_count"], seed=seed)
