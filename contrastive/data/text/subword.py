@@ -1,7 +1,9 @@
-"""A WordPiece subword tokenizer learned from the training texts with the `tokenizers` library (nothing is
-downloaded): rare words, identifiers and misspellings share pieces with known words."""
+"""A WordPiece subword tokenizer learned from the training texts (nothing is downloaded): rare words,
+identifiers and misspellings share pieces with known words. The `tokenizers` library normalizes, splits and
+encodes; the pieces are chosen by a deterministic count, so a seeded run repeats."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1: 0 pads, as with the hashing tokenizer
@@ -19,13 +21,31 @@ class SubwordTokenizer:
         self._tok = None
 
     def train(self, texts: Iterable[str]) -> None:
-        """Learn the pieces from `texts`."""
-        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-        tok = Tokenizer(models.WordPiece(unk_token=UNK))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=self.size, special_tokens=[PAD, UNK],
-                                                                 show_progress=False))
+        """Learn the pieces from `texts`: every character (alone and as a `##` continuation), the words seen at
+        least twice, then the leading pieces and `##` trailing pieces most common among the other words (ties in
+        alphabetical order), up to `size`. The library's own trainers break ties by hash order, which changes from run to run."""
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+        normalizer, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+        words: Counter[str] = Counter()
+        for text in texts:
+            words.update(w for w, _ in split.pre_tokenize_str(normalizer.normalize_str(text)))
+        alphabet = sorted({ch for w in words for ch in w})
+        base = [PAD, UNK, *alphabet, *("##" + ch for ch in alphabet)]
+        budget = max(self.size - len(base), 0)
+        by_count = sorted(words, key=lambda w: (-words[w], w))
+        whole = [w for w in by_count if words[w] >= 2 and len(w) > 1][:budget]  # words seen twice stay whole
+        kept = set(whole)
+        pieces: Counter[str] = Counter()  # the rarer words' leading and trailing pieces
+        for w in by_count:
+            if w not in kept:
+                for i in range(2, len(w)):
+                    pieces[w[:i]] += words[w]
+                    pieces["##" + w[i - 1:]] += words[w]
+        taken = kept | set(base)
+        rest = sorted((p for p in pieces if p not in taken), key=lambda p: (-pieces[p], p))
+        vocab = {p: i for i, p in enumerate([*base, *whole, *rest][: max(self.size, len(base))])}
+        tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token=UNK))
+        tok.normalizer, tok.pre_tokenizer = normalizer, split
         self._tok = tok
 
     def to_str(self) -> str:
