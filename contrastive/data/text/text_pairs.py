@@ -217,6 +217,8 @@ class TextPairDataModule(pl.LightningDataModule):
             self.heldout = [p for i in perm[:k] for p in modules[i]]
             self.train_pairs = [p for i in perm[k:] for p in modules[i]]
             texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
+            print(f"python_docstrings: {len(self.train_pairs) + len(self.heldout):,} pairs from {len(modules)} "
+                  f"modules of the standard library; {len(self.heldout):,} pairs ({k} modules) held out")
         if len(self.train_pairs) < self.batch_size:
             raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
                              "lower the batch size or add pairs")
