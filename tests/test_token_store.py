@@ -25,7 +25,7 @@ def test_streamed_rows_hold_the_token_ids_of_the_file_in_order(tmp_path):
     dm = TextPairDataModule(path, batch_size=4, vocab_size=1000, stream=True, heldout_fraction=0.2, heldout_max=5,
                             cache_dir=str(tmp_path / "cache"))
     dm.setup()
-    assert len(dm.heldout) == 5 and (tmp_path / "cache" / "ids.int32").exists()
+    assert len(dm.heldout) == 5 and (tmp_path / "cache" / "rank0" / "ids.int32").exists()
     held = {r["line"] for r in dm.heldout}
     rows = [r for line, r in enumerate(read_pairs(path), 1) if line not in held]
     assert len(dm.train_pairs) == len(rows) == 55

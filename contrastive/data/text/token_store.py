@@ -80,9 +80,10 @@ def _hash(text: str) -> int:
 
 
 def scratch_dir(directory: str | None) -> str:
-    """`directory`, or a temporary one removed when the process exits."""
+    """`directory`'s folder for this process (`rank<N>`: DDP processes each write their own), or a temporary
+    folder removed when the process exits."""
     if directory:
-        return directory
+        return os.path.join(directory, f"rank{os.environ.get('RANK', os.environ.get('LOCAL_RANK', '0'))}")
     tmp = tempfile.mkdtemp(prefix="contrastive-tokens-")
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     return tmp
