@@ -85,11 +85,12 @@ def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.c
         done += len(texts)
         bar.update(len(texts))
 
-    with open(path, encoding="utf-8", errors="replace") as f, \
+    # lines end at "\n" only (as count_lines counts them); a "\r" before it is dropped
+    with open(path, encoding="utf-8-sig", errors="replace", newline="\n") as f, \
             tqdm(total=n, desc="embedding", unit="text", disable=not progress) as bar:
         batch: list[str] = []
         for line in f:
-            batch.append(line.rstrip("\n"))
+            batch.append(line.rstrip("\r\n"))
             if len(batch) == batch_size:
                 flush(batch)
                 batch = []

@@ -114,9 +114,10 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
     got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).to_dense().numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).to_dense().detach()
     assert got.shape == (2, 16 + 4096) and np.allclose(got, want.numpy(), atol=1e-5)  # lexical part, then dense
-    # the command streams a file: the dense block through a memory map, the sparse block into scipy's format
-    texts = [f"topic {i} question" for i in range(7)] + ["", "something else"]
-    (tmp_path / "in.txt").write_text("\n".join(texts))  # no newline after the last line
+    # the command streams a file: the dense block written batch by batch, the sparse block into scipy's format;
+    # a Windows line end, a lone carriage return inside a text, no newline after the last line
+    texts = [f"topic {i} question" for i in range(7)] + ["", "some\rthing else"]
+    (tmp_path / "in.txt").write_bytes("\n".join(texts).replace("question\n", "question\r\n", 1).encode())
     n, lexical = embed_text_file(str(run), str(tmp_path / "in.txt"), str(tmp_path / "out.npy"), batch_size=4,
                                  progress=False)
     whole = embed_texts(model.embed, dm, texts).to_dense().numpy()

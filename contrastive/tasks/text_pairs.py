@@ -73,7 +73,8 @@ class TextPairsTask(Task):
             out["word2vec_init"] = copy.deepcopy(encoder)
         if datamodule.mine_negatives == "model":  # the encoder as training starts (after the word vectors)
             from contrastive.embed import embed_texts
-            datamodule.add_mined(lambda texts, side: embed_texts(copy.deepcopy(encoder).eval(), datamodule, texts))
+            frozen = copy.deepcopy(encoder).eval()  # eval mode for mining; the encoder itself trains on
+            datamodule.add_mined(lambda texts, side: embed_texts(frozen, datamodule, texts))
         out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(
             cfg.objective), optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
         return out
