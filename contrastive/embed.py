@@ -97,6 +97,9 @@ def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.c
         if batch:
             flush(batch)
     dense.close()
+    if done != n:
+        raise RuntimeError(f"{path} held {n} lines when counted and {done} when read: did it change meanwhile? "
+                           f"{out}.part is incomplete")
     os.replace(out + ".part", out)  # a file named `out` is whole
     if sparse is not None:
         sparse.close()
