@@ -147,7 +147,7 @@ class SaveOnSigterm(pl.Callback):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.requeue = False
+        self.requeue = self._saved = False
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if os.environ.get("SLURM_JOB_ID") and threading.current_thread() is threading.main_thread():
@@ -161,14 +161,24 @@ class SaveOnSigterm(pl.Callback):
         stop = rank_zero_flag(trainer.received_sigterm or self.requeue, module.device)
         if not stop:
             return
+        self._save(trainer)
+        raise SIGTERMException  # Lightning's own way out: every rank stops here, exit code 0
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        # Lightning's own loops also stop on SIGTERM outside a training batch (an epoch's end, a validation):
+        # save there too. One process only: under DDP the ranks may not meet at this point
+        if isinstance(exception, SIGTERMException) and not self._saved and trainer.world_size == 1:
+            self._save(trainer)
+
+    def _save(self, trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(self.path)
+        self._saved = True
         what = "SIGUSR1" if self.requeue else "SIGTERM"
         if trainer.is_global_zero:
             print(f"{what}: saved step {trainer.global_step} to {self.path}; run the same command with "
                   "resume=auto to continue", flush=True)
             if self.requeue:
                 requeue_slurm_job()
-        raise SIGTERMException  # Lightning's own way out: every rank stops here, exit code 0
 
 
 def requeue_slurm_job() -> None:
