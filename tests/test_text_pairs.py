@@ -24,6 +24,11 @@ def test_hashing_tokenizer_is_stable_and_bounded():
     a, b = tok("Hello world"), tok("hello WORLD")
     assert a == b and all(1 <= i < 1000 for i in a) and len(a) == 2 + 5 + 5  # 2 words + trigrams of <hello>, <world>
     assert len(tok("word " * 100)) == 50
+    # each distinct word is hashed once and remembered: the ids equal hashing every occurrence afresh
+    text = "the cat and the hat, the end"
+    fresh = [i for w in ["the", "cat", "and", "the", "hat", "the", "end"] for i in
+             [tok.token_id(w)] + [tok.token_id("#" + f"<{w}>"[j:j + 3]) for j in range(len(w))]]
+    assert tok(text) == tok(text) == fresh[:50]
 
 
 def test_read_tsv_csv_jsonl_and_errors(tmp_path):
