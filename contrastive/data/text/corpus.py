@@ -20,14 +20,20 @@ def read_utf8(path: str) -> str:
     with open(path, "rb") as f:
         raw = f.read()
     text = raw.decode("utf-8-sig", errors="replace")  # -sig: a byte-order mark (Excel's UTF-8 CSV) is dropped
-    bad = text.count("\ufffd") - raw.decode("utf-8-sig", errors="ignore").count("\ufffd")
-    if bad > 0.01 * len(raw):
-        warnings.warn(f"{path} does not look like UTF-8 text: {bad} byte sequence(s) in {len(raw)} bytes are not "
+    warn_undecodable(path, text.count("\ufffd") - raw.decode("utf-8-sig", errors="ignore").count("\ufffd"),
+                     len(raw))
+    return text
+
+
+def warn_undecodable(path: str, bad: int, size: int) -> None:
+    """Say that `bad` byte sequences of the `size`-byte file were not UTF-8 (and, past 1%, that it may not be
+    text at all)."""
+    if bad > 0.01 * size:
+        warnings.warn(f"{path} does not look like UTF-8 text: {bad} byte sequence(s) in {size} bytes are not "
                       "valid UTF-8 (a binary file, or text in another encoding? re-save it as UTF-8); "
                       "they are replaced with U+FFFD and the words between them are used")
     elif bad:
         warnings.warn(f"{path}: {bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD")
-    return text
 
 
 def read_text_file(path: str) -> list[list[str]]:

@@ -9,7 +9,10 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from contrastive.data.text.corpus import warn_undecodable
+
 REQUIRED = ("anchor", "positive")
+HINT = "set data.path to a TSV, CSV or JSONL file with columns anchor, positive and optionally negative"
 
 
 def existing(path: str, what: str, hint: str) -> str:
@@ -35,12 +38,7 @@ class Utf8Lines:
                 yield line
 
     def warn(self) -> None:
-        if self.bad > 0.01 * self.size:
-            warnings.warn(f"{self.path} does not look like UTF-8 text: {self.bad} byte sequence(s) in {self.size} "
-                          "bytes are not valid UTF-8 (a binary file, or text in another encoding? re-save it as "
-                          "UTF-8); they are replaced with U+FFFD and the words between them are used")
-        elif self.bad:
-            warnings.warn(f"{self.path}: {self.bad} byte sequence(s) are not valid UTF-8; replaced with U+FFFD")
+        warn_undecodable(self.path, self.bad, self.size)
 
 
 def _table_rows(path: str, lines: Utf8Lines) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -96,8 +94,7 @@ def _check_columns(path: str, columns: set[str]) -> None:
 def iter_pairs(path: str) -> Iterator[dict[str, Any]]:
     """Rows `{anchor, positive, negatives: [...], line}` of a TSV, CSV (header row) or JSONL file, one at a time;
     rows with an empty anchor or positive are skipped and counted (a warning at the end)."""
-    lines = Utf8Lines(existing(path, "pairs file", "set data.path to a TSV, CSV or JSONL file with columns "
-                                                   "anchor, positive and optionally negative"))
+    lines = Utf8Lines(existing(path, "pairs file", HINT))
     columns: set[str] = set()
     rows = _json_rows(path, lines, columns) if path.endswith(".jsonl") else _table_rows(path, lines)
     empty = 0

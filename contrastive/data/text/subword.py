@@ -23,7 +23,8 @@ class SubwordTokenizer:
     def train(self, texts: Iterable[str]) -> None:
         """Learn the pieces from `texts`: every character (alone and as a `##` continuation), the words seen at
         least twice, then the leading pieces and `##` trailing pieces most common among the other words (ties in
-        alphabetical order), up to `size`. The library's own trainers break ties by hash order, which changes from run to run."""
+        alphabetical order), up to `size`. The library's own trainers break ties by hash order, which changes
+        from run to run."""
         from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
         normalizer, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
         words: Counter[str] = Counter()
@@ -73,8 +74,7 @@ class SubwordTokenizer:
         return self._tokenizer().token_to_id(word.lower())
 
     def __call__(self, text: str) -> list[int]:
-        ids = self._tokenizer().encode(text, add_special_tokens=False).ids[: self.max_len]
-        return ids or [self._tokenizer().token_to_id(UNK)]
+        return self.batch([text])[0]
 
     def batch(self, texts: list[str]) -> list[list[int]]:
         """`__call__` over many texts at once (the library's threads)."""

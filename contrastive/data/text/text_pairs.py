@@ -21,7 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from contrastive.data.text.code_pairs import docstring_pairs
 from contrastive.data.text.corpus import read_utf8, tokenize
 from contrastive.data.text.mining import check_mining, mine
-from contrastive.data.text.pair_files import existing, read_pairs
+from contrastive.data.text.pair_files import HINT, existing, read_pairs
 from contrastive.data.text.subword import SubwordTokenizer
 from contrastive.data.text.token_store import scratch_dir, split_rows, store_pairs
 from contrastive.gensim_files import CORPORA, gensim_path
@@ -165,7 +165,7 @@ class TextPairDataModule(pl.LightningDataModule):
         if not self.path:
             return False
         return self.stream if self.stream is not None else os.path.getsize(existing(
-            self.path, "pairs file", "set data.path to a TSV, CSV or JSONL file")) > STREAM_BYTES
+            self.path, "pairs file", HINT)) > STREAM_BYTES
 
     def _setup_stream(self) -> None:
         """Tokenize the file once into memory-mapped ids; only held-out rows stay as text."""
@@ -186,9 +186,19 @@ class TextPairDataModule(pl.LightningDataModule):
         self.idf = self._idf(torch.from_numpy(got["df"]).float(), got["n_docs"])
         print(f"tokenized {len(self.train_pairs):,} training pairs of {self.path} into memory-mapped ids "
               f"({len(self.heldout):,} held out) in {time.perf_counter() - t:.1f} s")
+        self._check_batch_fits()
+
+    def _check_batch_fits(self) -> None:
         if len(self.train_pairs) < self.batch_size:
             raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
                              "lower the batch size or add pairs")
+
+    def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The held-out and the training indices of `n` groups (pairs, articles or modules): a seeded permutation,
+        `heldout_fraction` of it held out."""
+        perm = np.random.default_rng(self.split_seed).permutation(n)
+        k = round(n * self.heldout_fraction)
+        return perm[:k], perm[k:]
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train_pairs"):
@@ -198,30 +208,25 @@ class TextPairDataModule(pl.LightningDataModule):
             return
         if self.path:
             pairs = read_pairs(self.path)
-            perm = np.random.default_rng(self.split_seed).permutation(len(pairs))
-            k = round(len(pairs) * self.heldout_fraction)
-            self.heldout = [pairs[i] for i in perm[:k]]
-            self.train_pairs = [pairs[i] for i in perm[k:]]
+            held, train = self._split(len(pairs))
+            self.heldout = [pairs[i] for i in held]
+            self.train_pairs = [pairs[i] for i in train]
             texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
         elif self.builtin == "wiki_paragraphs":  # split by article, so no held-out paragraph was seen in training
             articles = [a for a in wiki_articles() if len(a) >= 2]
-            perm = np.random.default_rng(self.split_seed).permutation(len(articles))
-            k = round(len(articles) * self.heldout_fraction)
-            self.heldout = [p for i in perm[:k] for p in paragraph_pairs(articles[i])]
-            self.train_pairs = [p for i in perm[k:] for p in paragraph_pairs(articles[i])]
-            texts = [t for i in perm[k:] for t in articles[i]]
+            held, train = self._split(len(articles))
+            self.heldout = [p for i in held for p in paragraph_pairs(articles[i])]
+            self.train_pairs = [p for i in train for p in paragraph_pairs(articles[i])]
+            texts = [t for i in train for t in articles[i]]
         else:  # python_docstrings, split by module
             modules = docstring_pairs()
-            perm = np.random.default_rng(self.split_seed).permutation(len(modules))
-            k = round(len(modules) * self.heldout_fraction)
-            self.heldout = [p for i in perm[:k] for p in modules[i]]
-            self.train_pairs = [p for i in perm[k:] for p in modules[i]]
+            held, train = self._split(len(modules))
+            self.heldout = [p for i in held for p in modules[i]]
+            self.train_pairs = [p for i in train for p in modules[i]]
             texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
             print(f"python_docstrings: {len(self.train_pairs) + len(self.heldout):,} pairs from {len(modules)} "
-                  f"modules of the standard library; {len(self.heldout):,} pairs ({k} modules) held out")
-        if len(self.train_pairs) < self.batch_size:
-            raise ValueError(f"{len(self.train_pairs)} training pairs, fewer than data.batch_size={self.batch_size}; "
-                             "lower the batch size or add pairs")
+                  f"modules of the standard library; {len(self.heldout):,} pairs ({len(held)} modules) held out")
+        self._check_batch_fits()
         positives: dict[str, int] = {}
         for p in self.train_pairs:
             p["id"] = positives.setdefault(p["positive"], len(positives))
