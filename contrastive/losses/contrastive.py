@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,6 +51,14 @@ class _Contrastive(nn.Module):
     def _gathering(self) -> bool:
         return D.is_distributed() and self.gather is not False
 
+    def _global_views(self, z1: torch.Tensor | Hybrid, z2: torch.Tensor | Hybrid,
+                      ids: torch.Tensor | None) -> dict[str, Any]:
+        """Under DDP, every process's views (with gradients) and ids and this process's first row; else {}."""
+        if not self._gathering():
+            return {}
+        return {"all_z1": gather_rows(z1), "all_z2": gather_rows(z2),
+                "all_ids": None if ids is None else D.gather_no_grad(ids), "offset": D.rank() * len(z1)}
+
 
 class NTXent(_Contrastive):
     """SimCLR's NT-Xent; `forward(z1, z2, ids=None, negative_keys=None, ...)` with `[N, d]` views -> scalar;
@@ -66,11 +75,7 @@ class NTXent(_Contrastive):
         t = self.temperature()
         extra = {"negative_keys": negative_keys, "negative_ids": negative_ids, "negative_log_q": negative_log_q,
                      "tile_size": self.tile_size}
-        if not self._gathering():
-            return nt_xent(z1, z2, t, ids=ids, **extra)
-        all_ids = None if ids is None else D.gather_no_grad(ids)
-        return nt_xent(z1, z2, t, ids=ids, all_z1=D.gather_with_grad(z1), all_z2=D.gather_with_grad(z2),
-                       all_ids=all_ids, offset=D.rank() * z1.shape[0], **extra)
+        return nt_xent(z1, z2, t, ids=ids, **self._global_views(z1, z2, ids), **extra)
 
 
 class InfoNCE(_Contrastive):

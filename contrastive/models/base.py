@@ -1,6 +1,7 @@
 """What every contrastive LightningModule shares: optimizer with warmup-then-cosine, loss logging."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -12,7 +13,11 @@ from torch import nn
 
 from contrastive import distributed as D
 from contrastive.optim import warmup_cosine
-from contrastive.samplers.negatives import Negatives
+
+
+def accepted_keywords(module: nn.Module) -> set[str]:
+    """The parameter names of `module.forward` (what a model may pass it by keyword)."""
+    return set(inspect.signature(module.forward).parameters)
 
 
 def check_guard(guard: str) -> str:
@@ -88,18 +93,18 @@ class ContrastiveModule(pl.LightningModule):
         return self._encode(x)
 
     def _objective(self, q: torch.Tensor, k: torch.Tensor, index: torch.Tensor | None,
-                   store: bool) -> torch.Tensor:
-        """The objective on `(q, k)` plus the stored negatives; with `store`, the keys are stored at the step."""
-        extra: dict[str, Any] = {}
-        if self.negatives is not None:
-            neg: Negatives = self.negatives.draw(index)
-            extra = {"negative_keys": neg.keys, "negative_ids": neg.ids, "negative_log_q": neg.log_q}
-            if index is not None and neg.ids is not None:
-                extra["ids"] = index  # an anchor's own stored copy is not a negative
+                   store: bool, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The objective on `(q, k)`, as the negative source calls it (stored negatives, or nearest-neighbour
+        positives); `labels` go to an objective that takes them; with `store`, the keys are stored at the step."""
+        terms = [(q, k, {})] if self.negatives is None else self.negatives.terms(q, k, index)
+        if "labels" in accepted_keywords(self.objective):
+            terms = [(a, b, {**extra, "labels": labels}) for a, b, extra in terms]
         # the loss in float32 whatever the precision: logsumexp over thousands of bf16 logits loses digits
         with torch.autocast(q.device.type, enabled=False):
-            extra = {n: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for n, v in extra.items()}
-            loss = self.objective(q.float(), k.float(), **extra)
+            loss = sum(self.objective(a.float(), b.float(), **{n: v.float() if torch.is_tensor(v) and
+                                                                  v.is_floating_point() else v
+                                                                  for n, v in extra.items()})
+                       for a, b, extra in terms) / len(terms)
         if self.negatives is not None and store:
             self._store_keys(k, index)
         return loss

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from contrastive.models.base import ContrastiveModule
+from contrastive.models.base import ContrastiveModule, accepted_keywords
 
 
 class DualEncoder(ContrastiveModule):
@@ -30,6 +30,10 @@ class DualEncoder(ContrastiveModule):
         negs = batch.get("negatives")
         if negs is None:
             return self.objective(a, p, ids=batch["ids"])
+        if "extra_negatives" not in accepted_keywords(self.objective):
+            raise ValueError(f"the pairs file has a negative column (hard negatives), which "
+                             f"{type(self.objective).__name__} does not score; use objective=clip|infonce, or a "
+                             "file without negatives")
         hard = self.embed(negs.flatten(0, 1), "positive")  # [B*K, d]
         # every anchor against every positive and every hard negative of the batch
         return self.objective(a, p, ids=batch["ids"], extra_negatives=hard)

@@ -31,12 +31,12 @@ class SimCLR(ContrastiveModule):
         self.projector = projector
 
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
-        v1, v2, _, index = ViewBatch.of(batch)
+        v1, v2, label, index = ViewBatch.of(batch)
         z1, z2 = self.projector(self._encode(torch.cat([v1, v2]))).chunk(2)
-        return self._objective(z1, z2, index, store=stage == "train")
+        return self._objective(z1, z2, index, store=stage == "train", labels=label)
 
     def _cached_loss_backward(self, batch: Any) -> torch.Tensor:
-        v1, v2, _, index = ViewBatch.of(batch)
+        v1, v2, label, index = ViewBatch.of(batch)
         return cached_backward(lambda x: self.projector(self._encode(x)), [v1, v2],
-                               lambda z1, z2: self._objective(z1, z2, index, store=True),
+                               lambda z1, z2: self._objective(z1, z2, index, store=True, labels=label),
                                self.hparams.cache_chunk, self.manual_backward)

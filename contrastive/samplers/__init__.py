@@ -6,7 +6,12 @@ from contrastive.samplers.candidate import (
     log_uniform_candidate_sampler,
     uniform_candidate_sampler,
 )
-from contrastive.samplers.negatives import MemoryBank, NegativeQueue, Negatives
+from contrastive.samplers.negatives import (
+    MemoryBank,
+    NegativeQueue,
+    Negatives,
+    SupportSet,
+)
 from contrastive.samplers.objects import (
     CandidateSampler,
     LearnedUnigramSampler,
@@ -28,6 +33,7 @@ __all__ = [
     "MemoryBank",
     "NegativeQueue",
     "Negatives",
+    "SupportSet",
     "UniformSampler",
     "UnigramSampler",
     "all_candidate_sampler",

@@ -1,8 +1,11 @@
-"""Sources of extra negatives for InfoNCE-style objectives: a MoCo FIFO queue and a sampled memory bank.
+"""Sources of stored embeddings for InfoNCE-style objectives: a MoCo FIFO queue and a sampled memory bank (extra
+negatives), and NNCLR's support set (nearest-neighbour positives).
 
-Both are modules whose state is registered buffers (saved with checkpoints) and whose keys are detached.
-`draw(index)` returns the negatives for a step; `update(keys, index)` stores the step's keys (gathered from
-every process first, so each rank holds the same state).
+Each is a module whose state is registered buffers (saved with checkpoints) and whose keys are detached.
+`terms(query, key, index)` says how the objective is called for a step: a list of `(query, key, keyword
+arguments)` whose losses are averaged; `uses` names the keyword arguments it passes (the objective must take
+them); `update(keys, index)` stores the step's keys (gathered from every process first, so each rank holds the
+same state).
 """
 from __future__ import annotations
 
@@ -24,7 +27,27 @@ class Negatives(NamedTuple):
     log_q: torch.Tensor | None  # [M] log expected counts, for the log-Q correction
 
 
-class NegativeQueue(nn.Module):
+Term = tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor | None]]
+
+
+class _ExtraNegatives(nn.Module):
+    """A source whose drawn keys join the objective's negatives."""
+
+    uses: tuple[str, ...] = ("negative_keys", "negative_ids", "negative_log_q")
+
+    def draw(self, index: torch.Tensor | None = None) -> Negatives:
+        raise NotImplementedError
+
+    def terms(self, query: torch.Tensor, key: torch.Tensor, index: torch.Tensor | None) -> list[Term]:
+        """One call: `(query, key)` plus the drawn negatives; an anchor's own stored copy is not a negative."""
+        neg = self.draw(index)
+        extra = {"negative_keys": neg.keys, "negative_ids": neg.ids, "negative_log_q": neg.log_q}
+        if index is not None and neg.ids is not None:
+            extra["ids"] = index
+        return [(query, key, extra)]
+
+
+class NegativeQueue(_ExtraNegatives):
     """FIFO of the last `size` keys `[size, dim]` (MoCo). Starts with random unit vectors, like MoCo, so the
     number of negatives is fixed from the first step; new keys overwrite the oldest, wrapping around, so
     `size` need not be a multiple of the batch."""
@@ -58,7 +81,7 @@ class NegativeQueue(nn.Module):
         self.ptr.copy_((self.ptr + keys.shape[0]) % self.size)
 
 
-class MemoryBank(nn.Module):
+class MemoryBank(_ExtraNegatives):
     """One stored embedding per dataset item `[num_items, dim]`; each step draws `size` of them, distinct, with a
     candidate sampler (`sampler(range_max=num_items, num_sampled=size)` builds it; uniform by default) and can
     subtract their log expected counts."""
@@ -90,3 +113,32 @@ class MemoryBank(nn.Module):
         index = D.gather_no_grad(index.long())
         check_in_range(index, self.num_items, "dataset index")
         self.bank[index.to(self.bank.device)] = keys
+
+
+class SupportSet(NegativeQueue):
+    """NNCLR's support set (Dwibedi et al. 2021): a FIFO of the last `size` keys; each anchor's positive is the
+    stored key nearest to it (cosine), without gradient. `terms` gives both directions, objective(NN(query), key)
+    and objective(NN(key), query), averaged; until a key is stored the anchors themselves are used."""
+
+    uses: tuple[str, ...] = ()
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__(size, dim)
+        self.register_buffer("stored", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def nearest(self, x: torch.Tensor) -> torch.Tensor:
+        """The stored key `[B, dim]` nearest to each row of `x` `[B, dim]`, or `x` itself while nothing is stored."""
+        if int(self.stored) == 0:
+            return x.detach()
+        keys = self.keys[: int(self.stored)]
+        best = (F.normalize(x.detach(), dim=1).to(keys.dtype) @ keys.T).argmax(dim=1)
+        return keys[best].to(x.dtype)
+
+    def terms(self, query: torch.Tensor, key: torch.Tensor, index: torch.Tensor | None) -> list[Term]:
+        return [(self.nearest(query), key, {}), (self.nearest(key), query, {})]
+
+    @torch.no_grad()
+    def update(self, keys: torch.Tensor, index: torch.Tensor | None = None) -> None:
+        super().update(keys, index)
+        self.stored.copy_(torch.clamp(self.stored + keys.shape[0] * D.world_size(), max=self.size))

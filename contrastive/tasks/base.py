@@ -25,16 +25,27 @@ def group_class(cfg: DictConfig, group: str) -> type | None:
     return hydra.utils.get_class(node._target_)
 
 
+def _option_target(group: str, name: str) -> str | None:
+    """The `_target_` of option `name` of `group` under contrastive/conf (None for an option that turns it off)."""
+    node = OmegaConf.create(resources.files("contrastive.conf").joinpath(group, f"{name}.yaml").read_text())
+    node = node.get(group) if group in node else node  # `# @package _global_` options nest it
+    return node.get("_target_") if node is not None else None
+
+
+def option_class(group: str, name: str) -> type | None:
+    """The class option `name` of `group` builds (None for an option that turns the group off)."""
+    target = _option_target(group, name)
+    return hydra.utils.get_class(target) if target else None
+
+
 def options(group: str, classes: tuple[type, ...] | None = None) -> list[str]:
     """The options of `group` under contrastive/conf (those building one of `classes`, if given)."""
     found = []
     for f in sorted(resources.files("contrastive.conf").joinpath(group).iterdir(), key=lambda p: p.name):
         if not f.name.endswith(".yaml"):
             continue
-        node = OmegaConf.create(f.read_text())
-        node = node.get(group) if group in node else node  # `# @package _global_` options nest it
-        target = node.get("_target_") if node is not None else None
-        if classes is None or (target and issubclass(hydra.utils.get_class(target), classes)):
+        cls = option_class(group, f.name[:-5])
+        if classes is None or (cls is not None and issubclass(cls, classes)):
             found.append(f.name[:-5])
     return found
 

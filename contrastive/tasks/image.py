@@ -19,10 +19,19 @@ from contrastive.eval.report import (
     plot_embedding,
     plot_loss,
 )
-from contrastive.losses import ClipLoss, InfoNCE, NTXent
+from contrastive.losses import (
+    DCL,
+    ClipLoss,
+    Debiased,
+    InfoNCE,
+    NTXent,
+    SigmoidLoss,
+    SupCon,
+)
 from contrastive.models import MoCo, SimCLR
-from contrastive.samplers import MemoryBank, NegativeQueue
-from contrastive.tasks.base import Task, group_class, options
+from contrastive.models.base import accepted_keywords
+from contrastive.samplers import MemoryBank, NegativeQueue, SupportSet
+from contrastive.tasks.base import Task, group_class, option_class, options
 
 
 class ImageTask(Task):
@@ -32,7 +41,8 @@ class ImageTask(Task):
     metric = "knn_top1/trained"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet), "projector": (MLPHead,),
-        "objective": (InfoNCE, NTXent), "negatives": (NegativeQueue, MemoryBank), "model": (SimCLR, MoCo),
+        "objective": (InfoNCE, NTXent, SupCon, DCL, Debiased, SigmoidLoss),
+        "negatives": (NegativeQueue, MemoryBank, SupportSet), "model": (SimCLR, MoCo),
         "optimizer": (object,)}
     optional: ClassVar[tuple[str, ...]] = ("negatives",)
 
@@ -46,9 +56,15 @@ class ImageTask(Task):
             raise ValueError(f"num_negatives={cfg.num_negatives} has no effect without a negative source: the "
                              "in-batch negatives are the rest of the batch (data.batch_size); add "
                              f"negatives={'|'.join(options('negatives', (NegativeQueue, MemoryBank)))}")
-        if cfg.get("negatives") is not None and issubclass(hydra.utils.get_class(cfg.objective._target_), ClipLoss):
-            raise ValueError("objective=clip uses in-batch negatives only; use objective=infonce or ntxent with "
-                             "negatives=queue|memory_bank, or negatives=none")
+        source, objective = group_class(cfg, "negatives"), group_class(cfg, "objective")
+        if source is not None and source.uses:
+            takes = accepted_keywords(objective)
+            if not set(source.uses) <= takes or issubclass(objective, ClipLoss):
+                fit = [o for o in options("objective", self.uses["objective"])
+                       if set(source.uses) <= accepted_keywords(option_class("objective", o))
+                       and not issubclass(option_class("objective", o), ClipLoss)]
+                raise ValueError(f"{source.__name__} adds stored negatives, which {objective.__name__} does not "
+                                 f"score; use objective={'|'.join(fit)} with it, or negatives=nn_support|none")
 
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         datamodule = hydra.utils.instantiate(cfg.data)

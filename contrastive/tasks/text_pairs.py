@@ -15,7 +15,7 @@ from contrastive.data import SkipGramDataModule, TextPairDataModule
 from contrastive.data.text.corpus import tokenize
 from contrastive.encoders import BagOfTokens, TransformerText
 from contrastive.encoders.text import init_tokens
-from contrastive.losses import InfoNCE
+from contrastive.losses import DCL, Debiased, InfoNCE, SigmoidLoss
 from contrastive.models import DualEncoder
 from contrastive.tasks.base import Task
 from contrastive.word2vec.pretrain import train_word_vectors
@@ -40,7 +40,7 @@ class TextPairsTask(Task):
     name = "text_pairs"
     metric = "mrr"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
-        "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText), "objective": (InfoNCE,),
+        "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText), "objective": (InfoNCE, DCL, Debiased, SigmoidLoss),
         "model": (DualEncoder,), "optimizer": (object,)}
 
     def __init__(self, word_vectors: dict[str, int] | None = None) -> None:

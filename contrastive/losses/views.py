@@ -1,0 +1,62 @@
+"""The SimCLR layout shared by the two-view losses: 2N local anchors scored against the 2K views of the
+(global) batch, with each anchor's own column, its positive's column and its negatives."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from contrastive.sparse import Hybrid, cat_rows, cosine_matrix
+
+Rows = torch.Tensor | Hybrid
+
+
+class TwoViews(NamedTuple):
+    cos: torch.Tensor  # [2N, 2K] cosine similarities, float32
+    self_col: torch.Tensor  # [2N] each anchor's own column
+    pos_col: torch.Tensor  # [2N] the column of its other view
+    negative: torch.Tensor  # [2N, 2K] bool: neither itself, nor its positive, nor a view sharing its id
+    anchor_ids: torch.Tensor | None  # [2N]
+    key_ids: torch.Tensor | None  # [2K]
+
+
+def check_views(z1: Rows, z2: Rows, ids: torch.Tensor | None) -> None:
+    """ValueError unless `z1`, `z2` are `[N, d]` alike (plain or hybrid) and `ids` is `[N]` or None."""
+    dense = [z.dense if isinstance(z, Hybrid) else z for z in (z1, z2)]
+    if dense[0].dim() != 2 or dense[0].shape != dense[1].shape:
+        raise ValueError(f"the two views must both be [N, d] with the same shape, got {tuple(dense[0].shape)} "
+                         f"and {tuple(dense[1].shape)}")
+    if ids is not None and (ids.dim() != 1 or ids.shape[0] != len(z1)):
+        raise ValueError(f"ids must be a [N] tensor with N={len(z1)}, got shape {tuple(ids.shape)}")
+
+
+def two_views(z1: Rows, z2: Rows, ids: torch.Tensor | None = None, all_z1: Rows | None = None,
+              all_z2: Rows | None = None, all_ids: torch.Tensor | None = None, offset: int = 0) -> TwoViews:
+    """Local views `[N, d]` against the global batch's views `all_z1, all_z2` `[K, d]` (local rows at `offset`;
+    None: the local views are the batch). Anchor `i < N` is z1[i], anchor `N + i` is z2[i]."""
+    check_views(z1, z2, ids)
+    n = len(z1)
+    a1 = z1 if all_z1 is None else all_z1
+    a2 = z2 if all_z2 is None else all_z2
+    k = len(a1)
+    if len(a2) != k or not 0 <= offset <= k - n:
+        raise ValueError(f"the global views ({len(a1)}, {len(a2)} rows) cannot hold {n} local rows at {offset}")
+    cos = cosine_matrix(cat_rows([z1, z2]), cat_rows([a1, a2]))
+    device = cos.device
+    local = torch.arange(n, device=device) + offset
+    self_col, pos_col = torch.cat([local, local + k]), torch.cat([local + k, local])
+    rows = torch.arange(2 * n, device=device)
+    negative = torch.ones_like(cos, dtype=torch.bool)
+    negative[rows, self_col] = False
+    negative[rows, pos_col] = False
+    anchor_ids = key_ids = None
+    if ids is not None:
+        kid = ids if all_ids is None else all_ids
+        anchor_ids, key_ids = torch.cat([ids, ids]), torch.cat([kid, kid])
+        negative &= anchor_ids[:, None] != key_ids[None, :]
+    return TwoViews(cos, self_col, pos_col, negative, anchor_ids, key_ids)
+
+
+def masked_logsumexp(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Row-wise log-sum-exp of `x` `[R, C]` over the entries where `keep` is true (-inf for an empty row)."""
+    return torch.logsumexp(x.masked_fill(~keep, float("-inf")), dim=1)
