@@ -11,12 +11,25 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from contrastive.encoders import BagOfTokens
-from contrastive.losses import ClipLoss, InfoNCE, NCELoss, NTXent
-from contrastive.samplers import NegativeQueue
+from contrastive.losses import (
+    DCL,
+    DCLW,
+    HCL,
+    ClipLoss,
+    Debiased,
+    InfoNCE,
+    NCELoss,
+    NTXent,
+    SigmoidLoss,
+    SupCon,
+)
+from contrastive.samplers import NegativeQueue, SupportSet
 
 WORLD = 2
 CASES = ["ntxent", "ntxent_ids", "infonce", "infonce_queue", "clip", "nce", "ntxent_batch1", "ntxent_tiled",
-         "infonce_tiled", "clip_lexical"]
+         "infonce_tiled", "clip_lexical", "supcon", "dcl_ids", "dclw", "debiased", "hcl_ids", "sigmoid", "sigmoid_ids",
+         "ntxent_nn_support"]
+WITH_IDS = ("ntxent_ids", "ntxent_tiled", "dcl_ids", "hcl_ids", "sigmoid_ids")
 
 
 def _setup(case: str, n_global: int):
@@ -29,8 +42,15 @@ def _setup(case: str, n_global: int):
                  "infonce": InfoNCE(0.2, learnable_temperature=True), "infonce_queue": InfoNCE(0.2),
                  "clip": ClipLoss(0.1), "nce": NCELoss(50, 5, 7, sparse=False, seed=3),
                  "ntxent_tiled": NTXent(0.3, learnable_temperature=True, tile_size=3),
-                 "infonce_tiled": InfoNCE(0.2, tile_size=5), "clip_lexical": ClipLoss(0.1)}[case]
+                 "infonce_tiled": InfoNCE(0.2, tile_size=5), "clip_lexical": ClipLoss(0.1),
+                 "supcon": SupCon(0.2, learnable_temperature=True), "dcl_ids": DCL(0.2, learnable_temperature=True),
+                 "dclw": DCLW(0.2, sigma=0.5), "debiased": Debiased(0.5, tau_plus=0.1), "hcl_ids": HCL(0.5, 0.1, 1.0),
+                 "sigmoid": SigmoidLoss(0.2, bias=-2.0), "sigmoid_ids": SigmoidLoss(0.2, bias=-2.0),
+                 "ntxent_nn_support": NTXent(0.5)}[case]
     queue = NegativeQueue(6, 5) if case == "infonce_queue" else None
+    if case == "ntxent_nn_support":  # a full support set: each anchor's nearest stored key is its positive
+        queue = SupportSet(6, 5)
+        queue.stored.fill_(6)
     g = torch.Generator().manual_seed(1)
     x1, x2 = torch.randn(n_global, 6, generator=g), torch.randn(n_global, 6, generator=g)
     ids = torch.tensor([0, 1, 0, 2, 3, 1, 4, 2])[:n_global]
@@ -63,7 +83,14 @@ def _step(model, objective, queue, batch, case):
         loss = objective(z1, z2, negative_keys=queue.draw().keys)
         queue.update(z2)
         return loss
-    return objective(z1, z2, ids=ids if case in ("ntxent_ids", "ntxent_tiled") else None)
+    if case == "ntxent_nn_support":
+        terms = queue.terms(z1, z2, None)
+        loss = sum(objective(a, b, **extra) for a, b, extra in terms) / len(terms)
+        queue.update(z2)
+        return loss
+    if case == "supcon":  # labels shared across the two ranks' halves; an unlabelled item (-1) on rank 1
+        return objective(z1, z2, labels=torch.where(ids == 4, -1, ids))
+    return objective(z1, z2, ids=ids if case in WITH_IDS else None)
 
 
 def _grads(model, objective):

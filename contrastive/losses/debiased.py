@@ -8,9 +8,10 @@ import torch
 
 from contrastive.losses.contrastive import _Contrastive
 from contrastive.losses.info_nce import _check_temperature
-from contrastive.losses.views import Rows, masked_logsumexp, two_views
+from contrastive.losses.views import Rows, full_precision, masked_logsumexp, two_views
 
 
+@full_precision
 def debiased_nt_xent(z1: Rows, z2: Rows, temperature: float | torch.Tensor = 0.5, tau_plus: float = 0.1,
                      beta: float = 0.0, ids: torch.Tensor | None = None, all_z1: Rows | None = None,
                      all_z2: Rows | None = None, all_ids: torch.Tensor | None = None,

@@ -6,18 +6,24 @@ import torch
 
 from contrastive.losses.contrastive import _Contrastive
 from contrastive.losses.info_nce import _check_temperature
-from contrastive.losses.views import Rows, masked_logsumexp, two_views
-from contrastive.sparse import cosine_matrix
+from contrastive.losses.views import (
+    Rows,
+    cosines,
+    full_precision,
+    masked_logsumexp,
+    two_views,
+)
 
 
 def von_mises_weights(z1: Rows, z2: Rows, sigma: float) -> torch.Tensor:
     """DCLW's positive weights `[K]` of the K pairs `z1, z2: [K, d]`: 2 - K * softmax_i(cos(z1_i, z2_i) / sigma),
     without gradient (a weight, not a term to train)."""
     with torch.no_grad():
-        cos = cosine_matrix(z1, z2).diagonal()
+        cos = cosines(z1, z2).diagonal()
         return 2 - len(cos) * torch.softmax(cos / sigma, dim=0)
 
 
+@full_precision
 def dcl(z1: Rows, z2: Rows, temperature: float | torch.Tensor = 0.1, sigma: float | None = None,
         ids: torch.Tensor | None = None, all_z1: Rows | None = None, all_z2: Rows | None = None,
         all_ids: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:

@@ -10,10 +10,11 @@ from torch import nn
 
 from contrastive import distributed as D
 from contrastive.losses.contrastive import Temperature, _Contrastive
-from contrastive.losses.views import Rows, check_views
-from contrastive.sparse import cosine_matrix, gather_rows
+from contrastive.losses.views import Rows, check_views, cosines, full_precision
+from contrastive.sparse import gather_rows
 
 
+@full_precision
 def sigmoid_pairs(a: Rows, b: Rows, logit_scale: float | torch.Tensor, bias: float | torch.Tensor,
                   ids: torch.Tensor | None = None, all_b: Rows | None = None, all_ids: torch.Tensor | None = None,
                   offset: int = 0) -> torch.Tensor:
@@ -25,7 +26,7 @@ def sigmoid_pairs(a: Rows, b: Rows, logit_scale: float | torch.Tensor, bias: flo
     n, k = len(a), len(keys)
     if not 0 <= offset <= k - n:
         raise ValueError(f"{k} keys cannot hold the positives of {n} anchors from row {offset}")
-    logits = logit_scale * cosine_matrix(a, keys) + bias  # [N, K]
+    logits = logit_scale * cosines(a, keys) + bias  # [N, K]
     rows = torch.arange(n, device=logits.device)
     sign = -torch.ones_like(logits)
     sign[rows, rows + offset] = 1

@@ -7,9 +7,10 @@ import torch
 from contrastive import distributed as D
 from contrastive.losses.contrastive import _Contrastive
 from contrastive.losses.info_nce import _check_temperature
-from contrastive.losses.views import Rows, masked_logsumexp, two_views
+from contrastive.losses.views import Rows, full_precision, masked_logsumexp, two_views
 
 
+@full_precision
 def supcon(z1: Rows, z2: Rows, labels: torch.Tensor, temperature: float | torch.Tensor = 0.1,
            ids: torch.Tensor | None = None, all_z1: Rows | None = None, all_z2: Rows | None = None,
            all_labels: torch.Tensor | None = None, all_ids: torch.Tensor | None = None,

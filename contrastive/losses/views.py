@@ -2,17 +2,44 @@
 (global) batch, with each anchor's own column, its positive's column and its negatives."""
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import torch
+import torch.nn.functional as F
 
 from contrastive.sparse import Hybrid, cat_rows, cosine_matrix
 
 Rows = torch.Tensor | Hybrid
 
 
+Loss = TypeVar("Loss", bound=Callable[..., torch.Tensor])
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def full_precision(loss: Loss) -> Loss:
+    """`loss` run with autocast off and half-precision tensor arguments in float32 (a logsumexp over many bf16
+    logits loses digits); float32 and float64 arguments keep their type."""
+    def up(v: object) -> object:
+        return v.float() if torch.is_tensor(v) and v.dtype in _HALF else v
+
+    @functools.wraps(loss)
+    def wrapper(*args: object, **kwargs: object) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return loss(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
+    return wrapper  # type: ignore[return-value]
+
+
+def cosines(q: Rows, k: Rows) -> torch.Tensor:
+    """Cosine similarities `[len(q), len(k)]`, in the rows' own float type (float32 for hybrid rows)."""
+    if isinstance(q, Hybrid) or isinstance(k, Hybrid):
+        return cosine_matrix(q, k)
+    return F.normalize(q, dim=1) @ F.normalize(k, dim=1).T
+
+
 class TwoViews(NamedTuple):
-    cos: torch.Tensor  # [2N, 2K] cosine similarities, float32
+    cos: torch.Tensor  # [2N, 2K] cosine similarities
     self_col: torch.Tensor  # [2N] each anchor's own column
     pos_col: torch.Tensor  # [2N] the column of its other view
     negative: torch.Tensor  # [2N, 2K] bool: neither itself, nor its positive, nor a view sharing its id
@@ -41,7 +68,7 @@ def two_views(z1: Rows, z2: Rows, ids: torch.Tensor | None = None, all_z1: Rows 
     k = len(a1)
     if len(a2) != k or not 0 <= offset <= k - n:
         raise ValueError(f"the global views ({len(a1)}, {len(a2)} rows) cannot hold {n} local rows at {offset}")
-    cos = cosine_matrix(cat_rows([z1, z2]), cat_rows([a1, a2]))
+    cos = cosines(cat_rows([z1, z2]), cat_rows([a1, a2]))
     device = cos.device
     local = torch.arange(n, device=device) + offset
     self_col, pos_col = torch.cat([local, local + k]), torch.cat([local + k, local])
