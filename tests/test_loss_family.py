@@ -276,3 +276,60 @@ def test_bad_arguments_are_named(call, match):
     z1, z2 = _views()
     with pytest.raises(ValueError, match=match):
         call(z1, z2)
+
+
+# ---- wiring: labels from the batch, the support set --------------------------------------------------------
+
+def _simclr(objective, negatives=None):
+    from functools import partial
+
+    from torch import nn
+
+    from contrastive.models import SimCLR
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(4, 5))
+    return SimCLR(encoder, nn.Identity(), objective, partial(torch.optim.SGD, lr=0.1), negatives=negatives)
+
+
+def test_simclr_passes_the_batchs_labels_to_an_objective_that_takes_them():
+    g = torch.Generator().manual_seed(11)
+    v1, v2 = torch.randn(N, 1, 2, 2, generator=g), torch.randn(N, 1, 2, 2, generator=g)
+    labels = torch.tensor([0, 1, 0, -1, 1, 2])
+    model = _simclr(SupCon(0.2))
+    got = model._loss((v1, v2, labels, torch.arange(N)), "train")
+    want = supcon(model.encoder(v1), model.encoder(v2), labels, 0.2)
+    _close(got, want.item())
+    assert not torch.allclose(got, nt_xent(model.encoder(v1), model.encoder(v2), 0.2))
+
+
+def test_support_set_gives_each_anchor_its_nearest_stored_key_as_positive():
+    from contrastive.samplers import SupportSet
+    support = SupportSet(size=4, dim=3)
+    q = torch.tensor([[1.0, 0.1, 0.0], [0.0, 0.0, 2.0]])
+    assert torch.equal(support.nearest(q), q)  # nothing stored yet: the anchors themselves
+    stored = torch.tensor([[0.0, 1.0, 0.0], [0.9, 0.0, 0.1], [0.0, 0.2, 1.0]])
+    support.update(stored)
+    assert int(support.stored) == 3
+    want = F.normalize(stored, dim=1)[[1, 2]]
+    assert torch.allclose(support.nearest(q), want)
+    (a1, b1, kw1), (a2, b2, kw2) = support.terms(q, q.flip(0), None)
+    assert torch.allclose(a1, want) and torch.equal(b1, q.flip(0)) and kw1 == kw2 == {}
+    assert torch.allclose(a2, F.normalize(stored, dim=1)[[2, 1]]) and torch.equal(b2, q)
+    support.update(torch.randn(5, 3))
+    assert int(support.stored) == 4  # at most its size
+    model = _simclr(DCL(0.5), support)
+    assert model.negatives is support and not a1.requires_grad
+
+
+def test_text_pairs_with_hard_negatives_refuse_an_objective_that_cannot_score_them():
+    from functools import partial
+
+    from contrastive.encoders import BagOfTokens
+    from contrastive.models import DualEncoder
+    model = DualEncoder(BagOfTokens(vocab_size=20, dim=4, out_dim=4), SigmoidLoss(), partial(torch.optim.SGD, lr=0.1))
+    batch = {"anchor": torch.randint(1, 20, (3, 4)), "positive": torch.randint(1, 20, (3, 4)),
+             "negatives": torch.randint(1, 20, (3, 1, 4)), "ids": torch.arange(3)}
+    with pytest.raises(ValueError, match=r"negative column \(hard negatives\), which SigmoidLoss does not score"):
+        model._loss(batch, "train")
+    del batch["negatives"]
+    assert torch.isfinite(model._loss(batch, "train"))

@@ -98,6 +98,7 @@ def test_ema_schedule():
     ["negatives=queue", "num_negatives=100", "objective=infonce"],
     ["negatives=memory_bank", "num_negatives=64", "negatives.correct_log_q=true"],
     ["experiment=moco_digits"],
+    ["negatives=nn_support", "num_negatives=48", "objective=supcon"],
 ])
 def test_negative_source_overrides_train(tmp_path, overrides):
     metrics, objects = train(make_cfg(tmp_path, overrides + ["evaluate=false"]))
@@ -111,8 +112,10 @@ def test_negative_source_overrides_train(tmp_path, overrides):
         # the key encoder moved towards the query encoder but is not equal to it
         p, k = next(model.encoder.parameters()), next(model.key_encoder.parameters())
         assert not k.requires_grad and not torch.equal(p, k)
+    if "negatives=nn_support" in overrides:  # 2 steps of 32 keys stored, of 48 slots
+        assert int(model.negatives.stored) == 48 and int(ckpt["state_dict"]["negatives.stored"]) == 48
 
 
 def test_clip_rejects_queue(tmp_path):
-    with pytest.raises(ValueError, match="in-batch negatives only"):
+    with pytest.raises(ValueError, match="NegativeQueue adds stored negatives, which ClipLoss does not score"):
         train(make_cfg(tmp_path, ["objective=clip", "negatives=queue", "num_negatives=64", "evaluate=false"]))
