@@ -131,9 +131,13 @@ if not OmegaConf.has_resolver("run_dir"):  # hydra.run.dir: outputs/<run_name>, 
 def sweep_value(cfg: DictConfig, metrics: dict[str, float], task: Any) -> float | None:
     """The number a sweep compares: `optimized_metric`, or the task's own (k-NN top-1, MRR, wordsim353)."""
     key = optimized_metric(cfg, task)
-    if key not in metrics:
+    if key in metrics:
+        return metrics[key]
+    if cfg.get("optimized_metric") and metrics:  # a key the evaluation never writes: most likely a typo
         raise KeyError(f"optimized_metric={key} is not among this run's metrics: {sorted(metrics)}")
-    return metrics[key]
+    # the evaluation skipped it (no labels, a single class): the run itself succeeded
+    print(f"no {key} for a sweep to compare: the evaluation skipped it (see above); returning NaN")
+    return float("nan")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -39,6 +40,10 @@ def test_the_sweep_metric_is_the_tasks_own_or_the_one_asked_for(tmp_path):
     cfg.optimized_metric = "knn_top5"
     with pytest.raises(KeyError, match=r"optimized_metric=knn_top5 is not among this run's metrics: \['knn_top1"):
         sweep_value(cfg, metrics, ImageTask())
+    # a single-class folder: k-NN skipped, the rest written; the run succeeded, so a sweep gets NaN, not a crash
+    cfg.optimized_metric = None
+    assert math.isnan(sweep_value(cfg, {"linear_top1/trained": 1.0}, ImageTask()))
+    assert math.isnan(sweep_value(cfg, {}, ImageTask()))  # no labels: nothing evaluated
 
 
 def test_online_monitors_log_each_validation_and_match_the_final_encoder(tmp_path):

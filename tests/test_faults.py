@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -127,6 +128,13 @@ def test_excel_bom_long_fields_and_jsonl_types(tmp_path):
     j.write_text('{"anchor": "a", "positive": {"x": 1}}\n')
     with pytest.raises(ValueError, match=r"pairs\.jsonl:1: positive must be a string, got dict"):
         read_pairs(str(j))
+    j.write_text('{"anchor": "a", "positive": "b", "negative": ["c"]}\n'
+                 '{"anchor": "a", "positive": "b", "negative": {"text": "c", "score": 0.5}}\n')
+    with pytest.raises(ValueError, match=r"pairs\.jsonl:2: negative must be a string or a list of strings, got dict"):
+        read_pairs(str(j))
+    j.write_text('{"anchor": "a", "positive": "b", "negative": ["c", 3]}\n')
+    with pytest.raises(ValueError, match=r"pairs\.jsonl:1: negative must be .* got a list holding int"):
+        read_pairs(str(j))
 
 
 def test_symlink_loop_indexes_each_file_once(tmp_path):
@@ -154,6 +162,11 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     (["optimizer.lr=nan"], ValueError, r"optimizer.lr must be a positive finite number, got nan"),
     (["optimizer=lars", "optimizer.lr=inf"], ValueError, r"optimizer.lr must be a positive finite number, got inf"),
     (["experiment=word2vec_wiki", "model.lr=-1"], ValueError, r"model.lr must be a positive finite number"),
+    # raised while Hydra builds the data module, which names the target and the key (full_key: data)
+    (["data.size=0"], InstantiationException, r"data.size must be a positive number of pixels .* got 0"),
+    (["data=image_folder", "data.root=missing", "encoder.in_channels=3", "data.size=0"], InstantiationException,
+     r"data.size must be a positive number"),
+    (["data.batch_size=1"], ValueError, r"data.batch_size=1 with one process leaves every anchor without a negative"),
 ])
 def test_values_hydra_accepts_but_training_cannot_use_are_named(tmp_path, overrides, err, match):
     with pytest.raises(err, match=match):

@@ -57,6 +57,11 @@ class ImageTask(Task):
                              "in-batch negatives are the rest of the batch (data.batch_size); add "
                              f"negatives={'|'.join(options('negatives', (NegativeQueue, MemoryBank)))}")
         source, objective = group_class(cfg, "negatives"), group_class(cfg, "objective")
+        devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1)
+        if cfg.data.get("batch_size") == 1 and devices == 1 and nodes == 1 and not (source and source.uses):
+            raise ValueError("data.batch_size=1 with one process leaves every anchor without a negative: the in-batch "
+                             "loss is 0 at every step and nothing is learned; use data.batch_size >= 2 (or "
+                             "negatives=queue|memory_bank)")
         if source is not None and source.uses:
             takes = accepted_keywords(objective)
             if not set(source.uses) <= takes or issubclass(objective, ClipLoss):

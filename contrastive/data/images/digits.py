@@ -9,6 +9,7 @@ from torch.utils.data import TensorDataset
 
 from contrastive.data.images.base import ViewDataModule, split_indices
 from contrastive.data.images.digit_augment import digit_plain, digit_views
+from contrastive.data.images.transforms import check_size
 
 
 class DigitsDataModule(ViewDataModule):
@@ -25,7 +26,7 @@ class DigitsDataModule(ViewDataModule):
                  scale: tuple[float, float] = (0.75, 1.15), degrees: float = 15.0, shear: float = 0.2,
                  translate: float = 0.15, num_workers: int = 0, shuffle_seed: int = 0) -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
-        self.size, self.noise, self.erase_p = size, noise, erase_p
+        self.size, self.noise, self.erase_p = check_size(size), noise, erase_p
         self.affine: dict[str, Any] = {"scale": tuple(scale), "degrees": degrees, "shear": shear, "translate": translate}
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
 

@@ -18,7 +18,11 @@ from contrastive.data.images.fast_decode import (
     load_rgb,
 )
 from contrastive.data.images.folder_index import FileIndex, read_file_list, scan_folder
-from contrastive.data.images.transforms import SimCLRTransform, plain_transform
+from contrastive.data.images.transforms import (
+    SimCLRTransform,
+    check_size,
+    plain_transform,
+)
 
 WARN_FIRST = 5  # unreadable files warned about one by one per loader process; the rest are counted
 
@@ -108,7 +112,7 @@ class ImageFolderDataModule(ViewDataModule):
         if on_bad_image not in ("skip", "error"):
             raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad_image!r}")
         self.root, self.file_list, self.val_root, self.test_root = root, file_list, val_root, test_root
-        self.size, self.fractions, self.split_seed = size, (val_fraction, test_fraction), split_seed
+        self.size, self.fractions, self.split_seed = check_size(size), (val_fraction, test_fraction), split_seed
         self.transform = transform or SimCLRTransform(size)
         self._augment_on(augment_on, self.transform)
         self.on_bad_image = on_bad_image

@@ -50,6 +50,14 @@ class SeparableGaussianBlur(torch.nn.Module):
         return tv_tensors.wrap(y, like=x) if isinstance(x, tv_tensors.Image) else y
 
 
+def check_size(size: int) -> int:
+    """`size` if it is a positive whole number of pixels, else a ValueError naming `data.size`."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"data.size must be a positive number of pixels (the side of the square images the encoder "
+                         f"sees), got {size!r}")
+    return size
+
+
 class SimCLRTransform:
     """SimCLR's view: random resized crop, flip, colour jitter, grayscale, blur, then normalise.
     Returns a float tensor `[C, size, size]`; call twice for two independent views."""
@@ -58,6 +66,7 @@ class SimCLRTransform:
                  jitter_strength: float = 0.5, jitter_p: float = 0.8, gray_p: float = 0.2, blur_p: float = 0.0,
                  solarize_p: float = 0.0, mean: tuple[float, ...] = CIFAR_MEAN,
                  std: tuple[float, ...] = CIFAR_STD) -> None:
+        check_size(size)
         self.options = {"size": size, "crop_scale": tuple(crop_scale), "hflip_p": hflip_p, "jitter_strength": jitter_strength,
                             "jitter_p": jitter_p, "gray_p": gray_p, "blur_p": blur_p, "solarize_p": solarize_p, "mean": tuple(mean),
                             "std": tuple(std)}

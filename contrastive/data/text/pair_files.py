@@ -80,6 +80,12 @@ def _json_rows(path: str, lines: Utf8Lines, columns: set[str]) -> Iterator[tuple
         bad = [k for k in REQUIRED if k in row and not isinstance(row[k], str)]
         if bad:
             raise ValueError(f"{path}:{n}: {bad[0]} must be a string, got {type(row[bad[0]]).__name__}")
+        neg = row.get("negative")
+        if neg is not None and not isinstance(neg, str) and not (
+                isinstance(neg, list) and all(isinstance(x, str) for x in neg)):
+            got = type(neg).__name__ if not isinstance(neg, list) else \
+                f"a list holding {type(next(x for x in neg if not isinstance(x, str))).__name__}"
+            raise ValueError(f"{path}:{n}: negative must be a string or a list of strings, got {got}")
         columns.update(row)
         yield n, row
 
