@@ -16,6 +16,7 @@ from contrastive.data.images.fast_decode import BAD_IMAGE_ERRORS
 from contrastive.data.images.folder_index import read_file_list, scan_folder
 from contrastive.data.images.image_folder import PlainView
 from contrastive.data.images.transforms import CIFAR_MEAN, CIFAR_STD
+from contrastive.reliability import load_checkpoint_file
 from contrastive.safe_config import load_run_config
 from contrastive.sparse import Hybrid, cat_rows
 from contrastive.tasks import ImageTask, TextPairsTask
@@ -30,8 +31,7 @@ def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torc
     dm = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model, encoder=hydra.utils.instantiate(cfg.encoder),
                                     objective=hydra.utils.instantiate(cfg.objective), optimizer=None)
-    path = os.path.join(run_dir, "checkpoints", checkpoint)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint_file(os.path.join(run_dir, "checkpoints", checkpoint))
     model.load_state_dict(ckpt["state_dict"])
     dm.load_state_dict(ckpt.get(type(dm).__qualname__, {}))  # a learned subword tokenizer
     return model.eval(), dm
@@ -158,19 +158,38 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="last.ckpt")
     ap.add_argument("--batch-size", type=int, default=None, help="texts or images per batch (1024 / 256)")
     a = ap.parse_args()
-    cfg = load_run_config(os.path.join(a.run_dir, "config.yaml"))
+    from contrastive.export import locate
+    run_dir, _ = locate(a.run_dir, a.checkpoint)
+    out = output_path(a.out, a.input)
+    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
     if isinstance(hydra.utils.instantiate(cfg.task), ImageTask):
-        feats, paths, bad = embed_images(a.run_dir, a.input, a.checkpoint, a.batch_size or 256)
-        np.save(a.out, feats)
-        with open(a.out + ".paths.txt", "w", encoding="utf-8") as f:
+        feats, paths, bad = embed_images(run_dir, a.input, a.checkpoint, a.batch_size or 256)
+        np.save(out, feats)
+        with open(out + ".paths.txt", "w", encoding="utf-8") as f:
             f.writelines(p + "\n" for p in paths)
         skipped = f"; {len(bad)} unreadable file(s) left out, e.g. {bad[:3]}" if bad else ""
-        print(f"wrote {feats.shape[0]} x {feats.shape[1]} features to {a.out} and their paths to "
-              f"{a.out}.paths.txt{skipped}")
+        print(f"wrote {feats.shape[0]} x {feats.shape[1]} features to {out} and their paths to "
+              f"{out}.paths.txt{skipped}")
         return
-    n, lexical = embed_text_file(a.run_dir, a.input, a.out, a.checkpoint, a.batch_size or 1024)
-    print(f"wrote {n} embeddings to {a.out}" + (f" (the dense block) and their sparse lexical block to {lexical}; "
-                                               "see the README's 'Embedding files' for the format" if lexical else ""))
+    n, lexical = embed_text_file(run_dir, a.input, out, a.checkpoint, a.batch_size or 1024)
+    print(f"wrote {n} embeddings to {out}" + (f" (the dense block) and their sparse lexical block to {lexical}; "
+                                             "see the README's 'Embedding files' for the format" if lexical else ""))
+
+
+def output_path(out: str, source: str) -> str:
+    """`out` ending in `.npy` (numpy.save would append it), checked before any work: its folder exists and can be
+    written, and neither it nor the files written beside it is the input `source`."""
+    path = out if out.endswith(".npy") else out + ".npy"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the output folder {folder} does not exist: create it, or choose another OUT")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"the output folder {folder} cannot be written: choose another OUT")
+    written = [out, path, path + ".paths.txt", os.path.splitext(path)[0] + ".lexical.npz"]
+    if any(os.path.abspath(w) == os.path.abspath(source) or
+           (os.path.exists(w) and os.path.exists(source) and os.path.samefile(w, source)) for w in written):
+        raise ValueError(f"OUT {out} would overwrite the input {source}: choose another OUT")
+    return path
 
 
 if __name__ == "__main__":

@@ -90,3 +90,41 @@ def test_embed_a_folder_of_images_with_an_image_run(tmp_path, monkeypatch, capsy
     with torch.no_grad():
         want = encoder(view(paths[3])[0][None])[0].numpy()
     assert np.abs(feats[3] - want).max() <= 1e-5  # the same features as the encoder on that file
+
+
+def test_embed_checks_the_run_and_the_output_before_any_work(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from contrastive.embed import main
+    from tests.test_image_folder import write_images
+    write_images(tmp_path / "train" / "a", 8), write_images(tmp_path / "train" / "b", 8, seed=1)
+    run = tmp_path / "run"
+    train(make_cfg(run, ["data=image_folder", f"data.root={tmp_path / 'train'}", "encoder.in_channels=3",
+                         "data.size=8", "data.batch_size=8", "data.num_workers=0", "evaluate=false", "logger=none"]))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a\nb\n")
+
+    def embed(*args: str) -> None:
+        monkeypatch.setattr("sys.argv", ["contrastive-embed", *args])
+        main()
+
+    with pytest.raises(FileNotFoundError, match=r"output folder .*nowhere does not exist"):
+        embed(str(run), str(tmp_path / "train" / "a"), str(tmp_path / "nowhere" / "feats.npy"))
+    with pytest.raises(ValueError, match=r"OUT .*texts.txt would overwrite the input .*texts.txt"):
+        embed(str(run), str(texts), str(texts))
+    with pytest.raises(FileNotFoundError, match="neither a run directory nor a checkpoint file"):
+        embed(str(tmp_path / "missing"), str(texts), str(tmp_path / "e.npy"))
+    with pytest.raises(FileNotFoundError, match=r"best.ckpt does not exist"):
+        embed(str(run), str(texts), str(tmp_path / "e.npy"), "--checkpoint", "best.ckpt")
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"checkpoint .*last.ckpt is damaged and cannot be loaded"):
+        embed(str(run), str(tmp_path / "train" / "a"), str(tmp_path / "e.npy"))
+    assert not list(tmp_path.glob("*.npy"))
+    # a name without .npy is completed as numpy.save completes it, and the message names that file
+    ckpts = sorted((run / "checkpoints").glob("*.ckpt"))
+    good = next(c for c in ckpts if c.name != "last.ckpt")
+    embed(str(run), str(tmp_path / "train" / "a"), str(tmp_path / "feats"), "--checkpoint", good.name)
+    assert np.load(tmp_path / "feats.npy").shape[0] == 8
+    assert f"features to {tmp_path / 'feats.npy'} and their paths to {tmp_path / 'feats.npy'}.paths.txt" in \
+        capsys.readouterr().out
