@@ -293,3 +293,15 @@ def test_value_checks_read_cpu_tensors_always_and_accelerator_tensors_sampled():
     off_host = torch.empty(3, device="meta")  # stands in for a GPU tensor: not on the host
     due = [value_check_due("test-device-site", off_host) for _ in range(3 * EVERY)]
     assert all(due[:FIRST]) and sum(due) == FIRST + 2 and due[EVERY] and due[2 * EVERY]
+
+
+def test_text_pairs_with_nothing_held_out_are_refused_before_training(tmp_path):
+    rows = "".join(f"topic {i} question\ttopic {i} answer\n" for i in range(12))
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + rows)
+    args = ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=4",
+            "data.heldout_fraction=0", "task.word_vectors.epochs=0", "data.tokenizer=hashing"]
+    with pytest.raises(ValueError, match=r"no held-out pairs to measure retrieval on: data.heldout_fraction=0 holds "
+                                         r"none out \(beside 12 training pairs\).* or set evaluate=false"):
+        train(make_cfg(tmp_path / "a", args))
+    _, objects = train(make_cfg(tmp_path / "b", [*args, "evaluate=false"]))
+    assert objects["trainer"].global_step == 2

@@ -64,6 +64,10 @@ class TextPairsTask(Task):
                              f"data.stream keeps token ids only ({cfg.data.path}); set task.word_vectors.epochs=0 "
                              "or data.stream=false")
         datamodule.setup("fit")
+        if not datamodule.heldout and cfg.get("evaluate", True):
+            raise ValueError(f"no held-out pairs to measure retrieval on: data.heldout_fraction="
+                             f"{datamodule.heldout_fraction} holds none out (beside {len(datamodule.train_pairs)} "
+                             "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
         weighs_tokens = issubclass(hydra.utils.get_class(cfg.encoder._target_), BagOfTokens)
         # the bag of tokens weighs each token by its IDF over the training texts
         encoder = hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
