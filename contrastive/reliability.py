@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
 import pickle
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import warnings
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -220,3 +223,37 @@ def check_checkpoint_matches(path: str, module: torch.nn.Module) -> dict[str, An
         raise ValueError(f"checkpoint {path} does not fit this configuration (was it trained with other "
                          "encoder/projector/objective options?):\n  " + "\n  ".join(lines))
     return saved
+
+
+LAUNCHED_RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+@contextlib.contextmanager
+def run_dir_lock(path: str) -> Iterator[None]:
+    """Hold `<path>/.lock` (an exclusive `flock`, released by the system if the process dies) while a run trains
+    there; a second run of the same directory is refused, naming the holder. Processes a launcher started as
+    rank > 0 of a job share rank 0's lock. Where the file system has no locks, a warning and no lock."""
+    if any(os.environ.get(v, "0") not in ("", "0") for v in LAUNCHED_RANKS):
+        yield
+        return
+    lock = os.path.join(path, ".lock")
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RuntimeError(f"{path} is in use by another run ({holder}); wait for it to end, or choose another "
+                               "run_name (or hydra.run.dir)") from None
+        except OSError as e:
+            warnings.warn(f"cannot lock {lock} ({e}): two runs of this directory at once would not be refused")
+            yield
+            return
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -16,6 +16,7 @@ from contrastive.reliability import (
     RNGStateCallback,
     SaveOnSigterm,
     check_checkpoint_matches,
+    run_dir_lock,
     warn_if_lr_changed,
 )
 from contrastive.sweep import optimized_metric
@@ -106,6 +107,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Pretrain as configured, then evaluate; returns `(metrics, objects)`."""
     check_run_options(cfg)
     check_output_dir(cfg.output_dir)
+    with run_dir_lock(cfg.output_dir):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt = resume_path(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     objects = build(cfg)
