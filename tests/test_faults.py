@@ -328,3 +328,17 @@ def test_a_second_run_of_the_same_directory_is_refused_while_the_first_holds_it(
     assert (run / ".lock").exists()
     _, objects = train(make_cfg(run, ["evaluate=false", "logger=none"]))
     assert objects["trainer"].global_step == 2
+
+
+def test_a_folder_changed_between_a_run_and_its_continuation_is_refused(tmp_path):
+    from tests.test_image_folder import write_images
+    write_images(tmp_path / "img" / "a", 10), write_images(tmp_path / "img" / "b", 10, seed=1)
+    args = ["data=image_folder", f"data.root={tmp_path / 'img'}", "encoder.in_channels=3", "data.size=8",
+            "data.batch_size=4", "data.num_workers=0", "evaluate=false", "logger=none"]
+    train(make_cfg(tmp_path / "run", args))
+    more = ["resume=auto", "trainer.max_epochs=2"]
+    train(make_cfg(tmp_path / "run", args + more))  # the same folder: continues
+    write_images(tmp_path / "img" / "a", 13, seed=2)  # 3 new files beside the 10 (rewritten) ones
+    with pytest.raises(ValueError, match=r"img changed since this run's checkpoint: it held 20 image\(s\) when this "
+                                         r"run started and holds 23 now\. The split would be drawn again"):
+        train(make_cfg(tmp_path / "run", args + ["resume=auto", "trainer.max_epochs=3"]))

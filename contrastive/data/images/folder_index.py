@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -32,6 +33,13 @@ class FileIndex:
     @property
     def labelled(self) -> bool:
         return len(self.classes) > 0
+
+    def digest(self) -> str:
+        """A fingerprint of the paths, their order and labels (what the split is drawn from)."""
+        h = hashlib.sha1(self.blob.tobytes())
+        h.update(self.offsets.tobytes())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()
 
     @property
     def nbytes(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,6 +154,37 @@ class ImageFolderDataModule(ViewDataModule):
         self.eval_train_set = part("train", plain, False, tr)
         self.eval_test_set = part("test", plain, False) if test else part("train", plain, False, te)
         self.eval_val_set = part("val", plain, False) if val else (part("train", plain, False, va) if va else None)
+        self._check_same_index()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training position, plus the size and fingerprint of the training index (the split's source)."""
+        state: dict[str, Any] = super().state_dict()
+        if "train" in self.indexes:
+            state.update(index_files=len(self.indexes["train"]), index_digest=self._digest())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict({k: v for k, v in state.items() if not k.startswith("index_")})
+        self._saved_index = {k: v for k, v in state.items() if k.startswith("index_")}
+        if self.indexes:
+            self._check_same_index()
+
+    def _digest(self) -> str:
+        if getattr(self, "_index_digest", None) is None:
+            self._index_digest = self.indexes["train"].digest()
+        return self._index_digest
+
+    def _check_same_index(self) -> None:
+        """A resumed run must split the same files: else the test split would take images it trained on."""
+        saved = getattr(self, "_saved_index", None)
+        if not saved or saved.get("index_digest") == self._digest():
+            return
+        then, now = saved.get("index_files"), len(self.indexes["train"])
+        what = (f"it held {then} image(s) when this run started and holds {now} now" if then != now else
+                f"the same number of images ({now}), but other names, order or classes")
+        raise ValueError(f"{self.root or self.file_list} changed since this run's checkpoint: {what}. The split "
+                         "would be drawn again and the test split would take images the run trained on; restore "
+                         "the folder to continue this run, or start a new one (another run_name)")
 
     def bad_images(self) -> list[str]:
         """The files found unreadable so far (by any loader process)."""
