@@ -272,3 +272,29 @@ def test_sigterm_outside_a_training_batch_still_saves(capsys):
     ddp = SaveOnSigterm("last.ckpt")
     ddp.on_exception(SimpleNamespace(**{**vars(trainer), "world_size": 2}), None, SIGTERMException())
     assert saved == ["last.ckpt"]  # ranks may not meet there: no collective save
+
+
+def test_continuing_a_run_that_max_steps_stopped_draws_the_batches_an_uninterrupted_run_draws(tmp_path, monkeypatch):
+    from contrastive.models import SimCLR
+    seen: list[list[int]] = []
+    loss = SimCLR._loss
+
+    def recording(self, batch, stage):
+        if stage == "train":
+            seen.append(batch[3].tolist())
+        return loss(self, batch, stage)
+
+    monkeypatch.setattr(SimCLR, "_loss", recording)
+    args = ["data.batch_size=128", "trainer.limit_train_batches=1.0", "trainer.max_epochs=10",
+            "trainer.check_val_every_n_epoch=100", "trainer.deterministic=true", "evaluate=false", "logger=none"]
+    _, full = train(make_cfg(tmp_path / "full", [*args, "trainer.max_steps=21"]))
+    assert full["trainer"].num_training_batches == 9
+    want, seen[:] = list(seen), []
+    # stops mid-epoch 0, mid-epoch 1, at the end of epoch 1, mid-epoch 2
+    for steps in (3, 12, 18, 21):
+        before = len(seen)
+        _, objects = train(make_cfg(tmp_path / "cut", [*args, f"trainer.max_steps={steps}", "resume=auto"]))
+        assert objects["trainer"].global_step == steps == len(seen), (steps, len(seen) - before)
+    # the same batches in the same order (the weights differ: each run plans its learning-rate schedule over its
+    # own max_steps)
+    assert seen == want
