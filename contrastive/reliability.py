@@ -182,39 +182,64 @@ class RNGStateCallback(pl.Callback):
 
 
 class SaveOnSigterm(pl.Callback):
-    """SIGTERM (what SLURM and Kubernetes send before a kill) and, in a SLURM job, SIGUSR1 (`--signal=USR1@90`):
-    save `path` at the end of the current batch, on every rank at the same step, and exit. After SIGUSR1 the job
-    is also requeued (`scontrol requeue`); the same command with `resume=auto` continues from there."""
+    """SIGTERM (what SLURM and Kubernetes send before a kill), SIGINT (Ctrl-C; exit code 1, so a sweep stops too)
+    and, in a SLURM job, SIGUSR1 (`--signal=USR1@90`): save `path` at the end of the current batch, on every rank
+    at the same step, and exit. After SIGUSR1 the job is also requeued (`scontrol requeue`); the same command
+    with `resume=auto` continues from there."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.requeue = self._saved = False
+        self.requeue = self.interrupted = self._saved = False
+        self._previous_sigint: Any = None
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if os.environ.get("SLURM_JOB_ID") and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if os.environ.get("SLURM_JOB_ID"):
             signal.signal(signal.SIGUSR1, self._on_usr1)
+        self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._restore_sigint()
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     def _on_usr1(self, signum: int, frame: Any) -> None:
         self.requeue = True
 
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.interrupted:  # a second Ctrl-C stops at once, as without this handler
+            self._restore_sigint()
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\nCtrl-C: saving at the end of this batch, then stopping (Ctrl-C again stops at once, unsaved)",
+              flush=True)
+
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        stop = rank_zero_flag(trainer.received_sigterm or self.requeue, module.device)
+        stop = rank_zero_flag(trainer.received_sigterm or self.requeue or self.interrupted, module.device)
         if not stop:
             return
         self._save(trainer)
+        if self.interrupted:  # Lightning shuts down as for any Ctrl-C (exit code 1: a sweep stops too)
+            self._restore_sigint()
+            raise KeyboardInterrupt
         raise SIGTERMException  # Lightning's own way out: every rank stops here, exit code 0
 
     def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
         # Lightning's own loops also stop on SIGTERM outside a training batch (an epoch's end, a validation):
         # save there too. One process only: under DDP the ranks may not meet at this point
+        self._restore_sigint()
         if isinstance(exception, SIGTERMException) and not self._saved and trainer.world_size == 1:
             self._save(trainer)
 
     def _save(self, trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(self.path)
         self._saved = True
-        what = "SIGUSR1" if self.requeue else "SIGTERM"
+        what = "SIGUSR1" if self.requeue else "SIGINT (Ctrl-C)" if self.interrupted else "SIGTERM"
         if trainer.is_global_zero:
             print(f"{what}: saved step {trainer.global_step} to {self.path}; run the same command with "
                   "resume=auto to continue", flush=True)
