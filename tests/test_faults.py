@@ -167,6 +167,7 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     (["data=image_folder", "data.root=missing", "encoder.in_channels=3", "data.size=0"], InstantiationException,
      r"data.size must be a positive number"),
     (["data.batch_size=1"], ValueError, r"data.batch_size=1 with one process leaves every anchor without a negative"),
+    (["objective.temperature=abc"], InstantiationException, r"objective.temperature must be a number, got 'abc'"),
 ])
 def test_values_hydra_accepts_but_training_cannot_use_are_named(tmp_path, overrides, err, match):
     with pytest.raises(err, match=match):
@@ -336,3 +337,32 @@ def test_a_folder_changed_between_a_run_and_its_continuation_is_refused(tmp_path
     with pytest.raises(ValueError, match=r"img changed since this run's checkpoint: it held 20 image\(s\) when this "
                                          r"run started and holds 23 now\. The split would be drawn again"):
         train(make_cfg(tmp_path / "run", args + ["resume=auto", "trainer.max_epochs=3"]))
+
+
+def test_pair_files_that_hold_no_usable_text_say_why(tmp_path):
+    from contrastive.data import TextPairDataModule
+    header = tmp_path / "header.tsv"
+    header.write_text("anchor\tpositive\n")
+    with pytest.raises(ValueError, match=r"header.tsv holds no pairs: no data row with both an anchor and a positive"):
+        TextPairDataModule(str(header), batch_size=2, tokenizer="hashing").setup()
+    utf16 = tmp_path / "excel.csv"
+    utf16.write_bytes("anchor,positive\na,b\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"excel.csv is UTF-16 text .* re-save it as UTF-8"):
+        read_pairs(str(utf16))
+
+
+def test_padding_memory_mapped_ids_copies_them_without_a_warning(tmp_path):
+    import warnings
+
+    import numpy as np
+
+    from contrastive.data import TextPairDataModule
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\na b\tc d\n")
+    ids = np.memmap(tmp_path / "ids", dtype=np.int32, mode="w+", shape=(3,))
+    ids[:] = [4, 5, 6]
+    ids.flush()
+    read_only = np.memmap(tmp_path / "ids", dtype=np.int32, mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyTorch's "NumPy array is not writable" would fail here
+        padded = TextPairDataModule(str(tmp_path / "p.tsv"), tokenizer="hashing").pad([read_only, read_only[:1]])
+    assert padded.tolist() == [[4, 5, 6], [4, 0, 0]]

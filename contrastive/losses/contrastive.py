@@ -19,6 +19,8 @@ class Temperature(nn.Module):
 
     def __init__(self, temperature: float, learnable: bool = False) -> None:
         super().__init__()
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise TypeError(f"objective.temperature must be a number, got {temperature!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if 1.0 / temperature > MAX_SCALE:

@@ -31,6 +31,10 @@ class Utf8Lines:
 
     def __iter__(self) -> Iterator[str]:
         with open(self.path, "rb") as f:
+            if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                raise ValueError(f"{self.path} is UTF-16 text (it starts with a UTF-16 byte-order mark); re-save it "
+                                 "as UTF-8 (e.g. Excel: Save As 'CSV UTF-8')")
+            f.seek(0)
             for n, raw in enumerate(f):
                 line = raw.decode("utf-8-sig" if n == 0 else "utf-8", errors="replace")
                 if "\ufffd" in line:

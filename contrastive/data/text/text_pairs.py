@@ -208,6 +208,9 @@ class TextPairDataModule(pl.LightningDataModule):
             return
         if self.path:
             pairs = read_pairs(self.path)
+            if not pairs:
+                raise ValueError(f"{self.path} holds no pairs: no data row with both an anchor and a positive under "
+                                 "its header")
             held, train = self._split(len(pairs))
             self.heldout = [pairs[i] for i in held]
             self.train_pairs = [pairs[i] for i in train]
@@ -299,7 +302,7 @@ class TextPairDataModule(pl.LightningDataModule):
                for t in texts]
         out = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
         for i, row in enumerate(ids):
-            out[i, :len(row)] = torch.from_numpy(row)
+            out[i, :len(row)] = torch.tensor(row)  # a copy: memory-mapped ids are read-only
         return out
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
