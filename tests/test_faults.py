@@ -34,6 +34,16 @@ def _saved_run(tmp_path: Path, **changes: object) -> Path:
     return run
 
 
+def test_a_foreign_class_reached_through_a_project_module_is_refused():
+    from omegaconf import OmegaConf
+
+    from contrastive.safe_config import unsafe_targets
+    # subprocess.Popen is an attribute of contrastive.reliability (it imports subprocess) but not a project class
+    cfg = OmegaConf.create({"model": {"_target_": "contrastive.reliability.subprocess.Popen", "args": ["sh"]},
+                            "data": {"_target_": "contrastive.data.ImageFolderDataModule"}})
+    assert unsafe_targets(cfg) == [("model._target_", "contrastive.reliability.subprocess.Popen")]
+
+
 def test_project_configs_load(tmp_path):
     assert load_run_config(str(_saved_run(tmp_path) / "config.yaml")).task._target_ == "contrastive.tasks.TextPairsTask"
 

@@ -295,6 +295,39 @@ def test_continuing_a_run_that_max_steps_stopped_draws_the_batches_an_uninterrup
     # the same batches in the same order (the weights differ: each run plans its learning-rate schedule over its
     # own max_steps)
     assert seen == want
+    from omegaconf import OmegaConf
+    assert OmegaConf.load(tmp_path / "cut" / "config.yaml").trainer.max_steps == 2  # as the run started
+
+
+def test_a_checkpoint_is_synced_before_it_replaces_the_old_one_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from contrastive import reliability
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(reliability.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(
+        f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(reliability.os, "replace", lambda a, b: (events.append(("replace", str(a))), real_replace(a, b)))
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1, "state_dict": {"w": torch.ones(2)}}, tmp_path / "a.ckpt")
+    tmp = str(tmp_path / "a.ckpt.tmp")
+    assert events == [("fsync", tmp), ("replace", tmp)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt"]
+
+
+def test_a_slurm_array_task_requeues_itself_by_its_array_id(tmp_path, monkeypatch, capsys):
+    from contrastive.reliability import requeue_slurm_job
+    log = tmp_path / "calls"
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scontrol.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "1008")  # an array task's own job id differs from its array's
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "1000")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+    requeue_slurm_job()
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
+    requeue_slurm_job()
+    assert log.read_text().splitlines() == ["requeue 1000_7", "requeue 1008"]
+    assert "requeued SLURM job 1000_7" in capsys.readouterr().out
 
 
 @pytest.mark.slow

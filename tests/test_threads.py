@@ -20,6 +20,7 @@ def test_each_process_gets_its_share_of_the_cores_left_by_the_workers(monkeypatc
     assert resolve("auto", 2, 1) == 3 and resolve("adaptive", 1, 0) == 8 and resolve(3, 1, 0) == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     assert resolve("auto", 2, 1) == 5  # the user's own setting wins
+    assert resolve(3, 2, 1) == 3  # ... over the automatic choice, not over an explicit threads=N
 
 
 @pytest.mark.parametrize("bad", ["fast", 0, -2, True, 1.5])
