@@ -165,6 +165,11 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     got = np.asarray(load_rgb(str(tmp_path / "g16.png")))
     assert got.shape == (32, 32, 3) and (got == 255).mean() < 0.01
     assert np.abs(got[..., 0].astype(float) - ramp / 257).max() <= 0.5 + 1e-9
+    floats = (np.arange(32 * 32).reshape(32, 32) / (32 * 32 - 1)).astype(np.float32)  # mode F, 0 .. 1
+    Image.fromarray(floats, mode="F").save(tmp_path / "f.tif")
+    got = np.asarray(load_rgb(str(tmp_path / "f.tif")))
+    assert Image.open(tmp_path / "f.tif").mode == "F" and got.max() == 255
+    assert np.abs(got[..., 0].astype(float) - floats * 255).max() <= 0.5 + 1e-6
 
 
 @pytest.mark.parametrize("overrides, err, match", [

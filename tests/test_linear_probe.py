@@ -40,3 +40,16 @@ def test_probe_accuracy_on_held_out_data_and_bad_input():
         fit_linear_probe(x, y[:5])
     with pytest.raises(ValueError, match="needs labelled training features"):
         fit_linear_probe(x, torch.full((800,), -1))
+
+
+def test_test_features_are_standardised_with_the_training_statistics():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    x, y = _blobs(800, 8, 3, seed=3, spread=4.0)
+    shifted = x[600:] + 6.0  # a shift the training features never had: scaled with their statistics, it shows
+    wd = 1e-3
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1 / (2 * wd * 600), tol=1e-10, max_iter=10_000))
+    ref.fit(x[:600].numpy(), y[:600].numpy())
+    theirs = float((ref.predict(shifted.numpy()) == y[600:].numpy()).mean())
+    ours = linear_probe_accuracy(x[:600], y[:600], shifted, y[600:], weight_decay=wd)
+    assert abs(ours - theirs) <= 0.01 and theirs < 0.9  # standardised with its own statistics it would be > 0.95
