@@ -99,6 +99,27 @@ def test_val_and_test_roots_and_their_classes(tmp_path):
         ImageFolderDataModule(str(tmp_path / "train"), val_root=str(tmp_path / "val")).setup()
 
 
+def test_a_val_root_missing_a_class_keeps_the_training_label_numbers(tmp_path):
+    for c, seed in (("ant", 0), ("bee", 1), ("cow", 2)):
+        write_images(tmp_path / "train" / c, 4, seed=seed)
+    write_images(tmp_path / "val" / "ant", 2, seed=3), write_images(tmp_path / "val" / "cow", 2, seed=4)
+    dm = ImageFolderDataModule(str(tmp_path / "train"), size=8, num_workers=0, val_root=str(tmp_path / "val"))
+    dm.setup()
+    labels = {dm.indexes["val"].path(int(p)).split("/")[-2]: y for p, (_, y) in zip(dm.eval_val_set.positions,
+                                                                                    dm.eval_val_set, strict=True)}
+    assert labels == {"ant": 0, "cow": 2}  # cow is class 2 of the training data, not 1 of the val folder
+
+
+def test_probe_and_knn_training_rows_never_hold_validation_or_test_images(tmp_path):
+    write_images(tmp_path / "a", 20), write_images(tmp_path / "b", 20, seed=1)
+    dm = ImageFolderDataModule(str(tmp_path), size=8, num_workers=0, val_fraction=0.2, test_fraction=0.2)
+    dm.setup()
+    train_rows, val_rows, test_rows = (set(d.positions.tolist()) for d in (dm.eval_train_set, dm.eval_val_set,
+                                                                           dm.eval_test_set))
+    assert train_rows == set(dm.train_set.positions.tolist()) and len(train_rows) == 24
+    assert not train_rows & val_rows and not train_rows & test_rows and not val_rows & test_rows
+
+
 def test_unlabelled_folder_trains_and_skips_label_evaluation(tmp_path, capsys):
     write_images(tmp_path / "img", 40)
     with pytest.warns(UserWarning, match="has no labels"):
