@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from contrastive.evaluate import evaluate_run
 from contrastive.train import train
@@ -98,3 +99,25 @@ def test_optuna_searches_on_the_optimized_metric(tmp_path):
     values = [float(line.split("|")[3]) for line in (sweep / "sweep.md").read_text().splitlines()[2:]]
     best = float(next(line for line in (r.stdout + r.stderr).splitlines() if "Best value:" in line).split()[-1])
     assert len(values) == 2 and round(best, 4) == max(values)  # Optuna saw the k-NN top-1 each job returned
+
+
+def test_the_monitors_sample_of_the_training_split_leaves_the_global_rng_alone():
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from contrastive.data.images.digits import DigitsDataModule
+    from contrastive.eval.monitors import OnlineMonitors
+    dm = DigitsDataModule(batch_size=64)
+    dm.setup()
+    logged = {}
+    module = SimpleNamespace(encoder=nn.Sequential(nn.Flatten(), nn.Linear(256, 8)), device=torch.device("cpu"),
+                             log=lambda name, value, **kw: logged.setdefault(name, value))
+    monitors = OnlineMonitors(max_train=100, probe_iters=5)  # a sample smaller than the training split
+    assert len(dm.eval_train_set) > 100
+    torch.manual_seed(123)
+    monitors.on_validation_epoch_end(SimpleNamespace(datamodule=dm, sanity_checking=False), module)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3)), "the monitors drew from the global RNG"
+    assert 0 <= logged["val/knn_top1"] <= 1

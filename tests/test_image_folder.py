@@ -120,6 +120,18 @@ def test_probe_and_knn_training_rows_never_hold_validation_or_test_images(tmp_pa
     assert not train_rows & val_rows and not train_rows & test_rows and not val_rows & test_rows
 
 
+def test_an_unreadable_file_seen_through_the_val_and_the_test_split_is_counted_once(tmp_path):
+    write_images(tmp_path / "train" / "a", 4), write_images(tmp_path / "train" / "b", 4, seed=1)
+    write_images(tmp_path / "val" / "a", 2, seed=2), write_images(tmp_path / "val" / "b", 2, seed=3)
+    (tmp_path / "val" / "b" / "junk.png").write_bytes(b"not an image")
+    dm = ImageFolderDataModule(str(tmp_path / "train"), size=8, num_workers=0, val_root=str(tmp_path / "val"))
+    dm.setup()  # with val_root alone, evaluation's test split is the val folder
+    with pytest.warns(UserWarning, match="junk.png"):
+        seen = [len(list(ds)) for ds in (dm.eval_val_set, dm.eval_test_set)]
+    assert seen == [5, 5]  # the junk file's slot is filled by the next readable one
+    assert dm.bad_images() == [str(tmp_path / "val" / "b" / "junk.png")]
+
+
 def test_unlabelled_folder_trains_and_skips_label_evaluation(tmp_path, capsys):
     write_images(tmp_path / "img", 40)
     with pytest.warns(UserWarning, match="has no labels"):
