@@ -303,3 +303,22 @@ def test_docstring_code_pairs_drop_the_docstring_and_repeated_summaries(tmp_path
     assert [len(g) for g in docstring_pairs(str(tmp_path))] == [2]
     with pytest.raises(ValueError, match="data.builtin='code'; valid: wiki_paragraphs, python_docstrings"):
         TextPairDataModule(builtin="code")
+
+
+def test_the_idf_counts_training_texts_only(tmp_path):
+    import numpy as np
+    rows = "".join(f"question about topic{i}\tanswer on topic{i} here\n" for i in range(30))
+    (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + rows)
+    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=4, heldout_fraction=0.2, tokenizer="hashing")
+    dm.setup()
+    assert len(dm.train_pairs) == 24 and len(dm.heldout) == 6
+
+    def idf(pairs):  # scikit-learn's smoothed IDF over the pairs' texts, counted here
+        docs = [set(dm.tokenizer(t)) for p in pairs for t in (p["anchor"], p["positive"])]
+        df = np.zeros(dm.tokenizer.vocab_size)
+        for d in docs:
+            df[list(d)] += 1
+        return np.log((1 + len(docs)) / (1 + df)) + 1
+
+    assert np.allclose(dm.idf.numpy(), idf(dm.train_pairs), atol=1e-5)
+    assert not np.allclose(dm.idf.numpy(), idf(dm.train_pairs + dm.heldout), atol=1e-3)
