@@ -55,3 +55,13 @@ def test_mining_errors_name_the_bad_setting(tmp_path):
                             mine_negatives="tfidf", mine_k=4)
     with pytest.raises(ValueError, match="mine_k=4 needs at least 5 distinct positive texts .* hold 4"):
         dm.setup()
+
+
+@pytest.mark.parametrize("method", ["bm25", "tfidf"])
+def test_k_negatives_when_an_anchor_is_also_a_positive_text(method):
+    # anchor 0 is doc 1 word for word and ranks it first, beside its own positive (doc 0): both are skipped
+    docs = ["red apple pie", "green apple tart", "apple cake recipe", "apple crumble", "banana bread"]
+    anchors = ["green apple tart", "banana bread loaf"]
+    found = mine(anchors, [0, 4], docs, 3, method)
+    assert [len(f) for f in found] == [3, 3]
+    assert 0 not in found[0] and 1 not in found[0] and 4 not in found[1]
