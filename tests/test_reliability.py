@@ -167,6 +167,10 @@ def test_the_same_position_saved_twice_is_one_file_on_disk(tmp_path):
     assert os.stat(step).st_ino == os.stat(last).st_ino  # a hard link, not a second full copy
     io.save_checkpoint(_at(3, "after validation"), last)  # same step, another moment: its own file
     assert os.stat(step).st_ino != os.stat(last).st_ino
+    fresh, later = AtomicCheckpointIO(), tmp_path / "v" / "last.ckpt"
+    fresh.save_checkpoint(_at(3), tmp_path / "v" / "step-step=3.ckpt")
+    fresh.save_checkpoint(_at(3, "after validation"), later)  # the same step, but the loops moved on
+    assert os.stat(later).st_nlink == 1 and fresh.load_checkpoint(later)["loops"] == {"phase": "after validation"}
     io.save_checkpoint(_at(5), step)
     io.save_checkpoint(_at(5), last)
     os.remove(step)  # rotated away by the next periodic save: last.ckpt keeps the data
