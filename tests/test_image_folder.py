@@ -209,6 +209,22 @@ def test_crop_first_views_decode_a_jpeg_at_reduced_size_with_the_same_crop(tmp_p
     assert Image.open(tmp_path / "a.jpg").size == (320, 240)
 
 
+def test_a_reduced_jpeg_decode_keeps_size_pixels_in_every_crop(tmp_path, monkeypatch):
+    from contrastive.data.images import fast_decode
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)).save(tmp_path / "big.jpg", quality=90)
+    cut = []
+    real = fast_decode.F.resized_crop
+    monkeypatch.setattr(fast_decode.F, "resized_crop", lambda img, top, left, h, w, *a, **k: (
+        cut.append((h, w, img.shape[-2:])), real(img, top, left, h, w, *a, **k))[1])
+    views = CropFirstViews(SimCLRTransform(24, crop_scale=(0.08, 1.0)))
+    for seed in range(40):
+        torch.manual_seed(seed)
+        views(str(tmp_path / "big.jpg"))
+    assert len(cut) == 80 and min(min(h, w) for h, w, _ in cut) >= 24
+    assert min(shape[1] for _, _, shape in cut) < 800  # reduced decodes happened
+
+
 def test_crop_box_stays_inside_the_image():
     torch.manual_seed(0)
     for w, h in ((320, 240), (50, 400), (7, 7)):
