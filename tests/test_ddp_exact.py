@@ -177,3 +177,29 @@ def test_gather_refuses_unequal_batch_sizes_on_every_rank(tmp_path):
     got = torch.load(out, weights_only=True)
     assert got["sizes"] == [3, 4]
     assert "needs the same batch size on every rank, got [3, 4]" in got["message"]
+
+
+def _unseeded_sampler_worker(rank: int, init_file: str, out: str) -> None:
+    from contrastive.samplers import LogUniformSampler
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    torch.manual_seed(100 + rank)  # the processes' own generators differ, as seeded runs on several ranks may
+    sampler = LogUniformSampler(range_max=1000, num_sampled=20, seed=None)
+    draws = torch.stack([sampler.sample(torch.tensor([[3], [7]]))[0] for _ in range(3)])
+    parts = [torch.empty_like(draws) for _ in range(WORLD)]
+    dist.all_gather(parts, draws)
+    if rank == 0:
+        torch.save(parts, out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_an_unseeded_sampler_draws_the_same_candidates_on_every_rank(tmp_path):
+    out = tmp_path / "rank0.pt"
+    try:
+        mp.spawn(_unseeded_sampler_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException:
+        if not out.exists():  # gloo's teardown abort after the results are written, as above
+            raise
+    first, second = torch.load(out, weights_only=True)
+    assert torch.equal(first, second) and not torch.equal(first[0], first[1])  # shared, and still random per step
