@@ -97,8 +97,11 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu") -> dict[str, Any]
         # what torch raises for a truncated file or one that is not a checkpoint
         folder = os.path.dirname(os.path.abspath(path))
         others = sorted(f for f in os.listdir(folder) if f.endswith(".ckpt") and f != os.path.basename(path))
+        # Hydra reads an unquoted `=` in a value as a second key: the override is printed quoted for the shell
+        example = f"""'ckpt_path="{os.path.join(folder, others[-1])}"'""" if others else "'ckpt_path=\"<file>\"'"
         raise ValueError(f"checkpoint {path} is damaged and cannot be loaded ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200]}). Resume from an earlier one with ckpt_path=<file>"
+                         f"{str(e).splitlines()[0][:200]}). Resume from an earlier one with contrastive-train "
+                         f"{example} (contrastive-eval, -export and -embed: --checkpoint <name>)"
                          + (f"; in {folder}: {', '.join(others)}" if others else "")) from None
 
 

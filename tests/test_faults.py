@@ -183,6 +183,8 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
      r"data.size must be a positive number"),
     (["data.batch_size=1"], ValueError, r"data.batch_size=1 with one process leaves every anchor without a negative"),
     (["objective.temperature=abc"], InstantiationException, r"objective.temperature must be a number, got 'abc'"),
+    (["negatives=queue", "num_negatives=100000"], ValueError, (r"num_negatives=100000 is longer than the 1,258 training "
+                                                               r"images: the NegativeQueue would hold random keys")),
 ])
 def test_values_hydra_accepts_but_training_cannot_use_are_named(tmp_path, overrides, err, match):
     with pytest.raises(err, match=match):

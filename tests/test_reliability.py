@@ -199,8 +199,14 @@ def test_damaged_checkpoint_is_named_with_the_ones_to_use_instead(tmp_path):
     for damaged in (good[: len(good) // 2], b"\x00random bytes" * 50):
         (tmp_path / "last.ckpt").write_bytes(damaged)
         with pytest.raises(ValueError, match=r"checkpoint .*last\.ckpt is damaged and cannot be loaded .* "
-                                             r"ckpt_path=<file>; in .*: step-step=3\.ckpt"):
+                                             r"contrastive-train 'ckpt_path=.*' \(contrastive-eval, -export and "
+                                             r"-embed: --checkpoint <name>\); in .*: step-step=3\.ckpt") as e:
             io.load_checkpoint(tmp_path / "last.ckpt")
+    # the override as printed, split as a shell splits it, gives Hydra the whole file name (an `=` in it)
+    import re
+    import shlex
+    printed = re.search(r"contrastive-train ('ckpt_path=[^']*')", str(e.value)).group(1)
+    assert make_cfg(tmp_path, shlex.split(printed)).ckpt_path == str(tmp_path / "step-step=3.ckpt")
 
 
 def _nan_loss(self, *args, **kwargs):
