@@ -122,19 +122,23 @@ def _worker(rank: int, init_file: str, out: str) -> None:
     dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def two_process_results(tmp_path_factory):
-    """One spawn of 2 gloo processes runs every case (spawning costs seconds)."""
-    tmp = tmp_path_factory.mktemp("ddp")
-    out = str(tmp / "rank0.pt")
+def _spawn(worker, tmp) -> object:
+    """Run `worker(rank, rendezvous file, out file)` in 2 processes; what rank 0 saved to the out file."""
+    out = tmp / "rank0.pt"
     try:
-        mp.spawn(_worker, args=(str(tmp / "rendezvous"), out), nprocs=WORLD, join=True)
+        mp.spawn(worker, args=(str(tmp / "rendezvous"), str(out)), nprocs=WORLD, join=True)
     except mp.ProcessExitedException:
         # gloo's teardown sometimes aborts a process ("terminate called without an active exception") after
         # every collective has finished; rank 0 writes its results only after the last one, so they are whole
-        if not (tmp / "rank0.pt").exists():
+        if not out.exists():
             raise
     return torch.load(out, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    """One spawn of 2 gloo processes runs every case (spawning costs seconds)."""
+    return _spawn(_worker, tmp_path_factory.mktemp("ddp"))
 
 
 @pytest.mark.ddp
@@ -168,13 +172,7 @@ def _unequal_worker(rank: int, init_file: str, out: str) -> None:
 
 @pytest.mark.ddp
 def test_gather_refuses_unequal_batch_sizes_on_every_rank(tmp_path):
-    out = tmp_path / "rank0.pt"
-    try:
-        mp.spawn(_unequal_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=WORLD, join=True)
-    except mp.ProcessExitedException:
-        if not out.exists():  # gloo's teardown abort after the results are written, as above
-            raise
-    got = torch.load(out, weights_only=True)
+    got = _spawn(_unequal_worker, tmp_path)
     assert got["sizes"] == [3, 4]
     assert "needs the same batch size on every rank, got [3, 4]" in got["message"]
 
@@ -195,11 +193,5 @@ def _unseeded_sampler_worker(rank: int, init_file: str, out: str) -> None:
 
 @pytest.mark.ddp
 def test_an_unseeded_sampler_draws_the_same_candidates_on_every_rank(tmp_path):
-    out = tmp_path / "rank0.pt"
-    try:
-        mp.spawn(_unseeded_sampler_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=WORLD, join=True)
-    except mp.ProcessExitedException:
-        if not out.exists():  # gloo's teardown abort after the results are written, as above
-            raise
-    first, second = torch.load(out, weights_only=True)
+    first, second = _spawn(_unseeded_sampler_worker, tmp_path)
     assert torch.equal(first, second) and not torch.equal(first[0], first[1])  # shared, and still random per step
