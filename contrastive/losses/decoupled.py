@@ -47,11 +47,11 @@ class DCL(_Contrastive):
     """Decoupled contrastive loss; `forward(z1, z2, ids=None)` -> scalar; under DDP (`gather` true or None) the
     negatives are every process's views, gradients exact."""
 
+    sigma: float | None = None  # DCLW's weighting; none for DCL
+
     def __init__(self, temperature: float = 0.1, learnable_temperature: bool = False,
                  gather: bool | None = None) -> None:
         super().__init__(temperature, learnable_temperature, gather)
-
-    sigma: float | None = None
 
     def forward(self, z1: Rows, z2: Rows, ids: torch.Tensor | None = None) -> torch.Tensor:
         return dcl(z1, z2, self.temperature(), self.sigma, ids=ids, **self._global_views(z1, z2, ids))

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.losses.contrastive import Temperature, _Contrastive
+from contrastive.losses.contrastive import _Contrastive
 from contrastive.losses.views import Rows, check_views, cosines, full_precision
 from contrastive.sparse import gather_rows
 
@@ -54,8 +54,6 @@ class SigmoidLoss(_Contrastive):
             self.bias = nn.Parameter(b)
         else:
             self.register_buffer("bias", b)
-
-    temperature: Temperature
 
     def forward(self, a: Rows, b: Rows, ids: torch.Tensor | None = None) -> torch.Tensor:
         if not self._gathering():
