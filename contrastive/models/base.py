@@ -65,6 +65,12 @@ class ContrastiveModule(pl.LightningModule):
         self._step_losses: list[tuple[torch.Tensor, int]] = []  # since the last optimizer step
         self._saved_state: list[tuple[torch.Tensor, torch.Tensor]] = []  # guard=skip: put back on a skipped step
 
+    def on_train_start(self) -> None:
+        check = getattr(self.negatives, "check_fits", None)  # a queue: not longer than the training data
+        loader = self.trainer.train_dataloader
+        if check is not None and loader is not None and hasattr(loader, "dataset"):
+            check(len(loader.dataset))
+
     def configure_model(self) -> None:
         """Lightning calls this once before fitting: convolution weights to channels_last when asked."""
         if self.hparams.channels_last:

@@ -52,6 +52,14 @@ class NegativeQueue(_ExtraNegatives):
     number of negatives is fixed from the first step; new keys overwrite the oldest, wrapping around, so
     `size` need not be a multiple of the batch."""
 
+    def check_fits(self, items: int) -> None:
+        """A ValueError when the queue is longer than the `items` training items: it would hold random keys for
+        epochs, then several copies of each item."""
+        if self.size > items:
+            raise ValueError(f"num_negatives={self.size} is longer than the {items:,} training images: the "
+                             f"{type(self).__name__} would hold random keys for {self.size / items:.1f} epochs and "
+                             f"then several copies of each image; use num_negatives <= {items}")
+
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
         if size < 1 or dim < 1:

@@ -81,12 +81,6 @@ class ImageTask(Task):
             make = hydra.utils.instantiate(cfg.negatives, dim=cfg.projector.out_dim)
             # a memory bank holds one slot per dataset item: its size comes from the data
             negatives = make(num_items=datamodule.num_items()) if make.func is MemoryBank else make()
-            datamodule.setup("fit")
-            items = len(datamodule.train_set)
-            if make.func is not MemoryBank and negatives.size > items:  # a FIFO longer than the data
-                raise ValueError(f"num_negatives={negatives.size} is longer than the {items:,} training images: the "
-                                 f"{type(negatives).__name__} would hold random keys for {negatives.size / items:.1f} "
-                                 f"epochs and then several copies of each image; use num_negatives <= {items}")
         model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector,
                                         objective=hydra.utils.instantiate(cfg.objective),
                                         optimizer=hydra.utils.instantiate(cfg.optimizer), negatives=negatives,
