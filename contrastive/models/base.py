@@ -20,6 +20,11 @@ def accepted_keywords(module: nn.Module) -> set[str]:
     return set(inspect.signature(module.forward).parameters)
 
 
+def _float(tensors: dict[str, Any]) -> dict[str, Any]:
+    """The floating-point tensors among `tensors` in float32, the rest as they are."""
+    return {n: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for n, v in tensors.items()}
+
+
 def check_guard(guard: str) -> str:
     """`guard` if it is `stop` or `skip` (what a non-finite loss or gradient does), else a ValueError."""
     if guard not in ("stop", "skip"):
@@ -59,6 +64,8 @@ class ContrastiveModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["encoder", "projector", "objective", "optimizer", "negatives"],
                                   logger=False)
         self.encoder, self.objective, self.negatives = encoder, objective, negatives
+        # what the objective's forward takes, read once: the step passes labels only to one that names them
+        self.objective_keywords = accepted_keywords(objective) if objective is not None else set()
         self.optimizer_factory = optimizer
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._pending_keys: list[tuple[torch.Tensor, torch.Tensor | None]] = []
@@ -103,13 +110,10 @@ class ContrastiveModule(pl.LightningModule):
         """The objective on `(q, k)`, as the negative source calls it (stored negatives, or nearest-neighbour
         positives); `labels` go to an objective that takes them; with `store`, the keys are stored at the step."""
         terms = [(q, k, {})] if self.negatives is None else self.negatives.terms(q, k, index)
-        if "labels" in accepted_keywords(self.objective):
-            terms = [(a, b, {**extra, "labels": labels}) for a, b, extra in terms]
+        with_labels = {"labels": labels} if "labels" in self.objective_keywords else {}
         # the loss in float32 whatever the precision: logsumexp over thousands of bf16 logits loses digits
         with torch.autocast(q.device.type, enabled=False):
-            loss = sum(self.objective(a.float(), b.float(), **{n: v.float() if torch.is_tensor(v) and
-                                                                  v.is_floating_point() else v
-                                                                  for n, v in extra.items()})
+            loss = sum(self.objective(a.float(), b.float(), **_float(extra), **with_labels)
                        for a, b, extra in terms) / len(terms)
         if self.negatives is not None and store:
             self._store_keys(k, index)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from contrastive.models.base import ContrastiveModule, accepted_keywords
+from contrastive.models.base import ContrastiveModule
 
 
 class DualEncoder(ContrastiveModule):
@@ -30,7 +30,7 @@ class DualEncoder(ContrastiveModule):
         negs = batch.get("negatives")
         if negs is None:
             return self.objective(a, p, ids=batch["ids"])
-        if "extra_negatives" not in accepted_keywords(self.objective):
+        if "extra_negatives" not in self.objective_keywords:
             raise ValueError(f"the pairs file has a negative column (hard negatives), which "
                              f"{type(self.objective).__name__} does not score; use objective=clip|infonce, or a "
                              "file without negatives")
