@@ -1,4 +1,4 @@
-"""`contrastive-eval RUN_DIR [--checkpoint FILE]`: evaluate a trained image run again, on any of its checkpoints:
+"""`contrastive-eval RUN_DIR [--checkpoint FILE] [data.KEY=VALUE ...]`: evaluate a trained image run again, on any of its checkpoints:
 k-NN and the linear probe for the trained encoder, its random initialisation and raw pixels, merged into the
 run's `eval.json` (the end of `contrastive-train` runs the same evaluation)."""
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import open_dict
+import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from contrastive.export import locate
 from contrastive.reliability import check_checkpoint_matches
@@ -18,10 +19,26 @@ from contrastive.tasks import ImageTask
 from contrastive.train import build
 
 
-def evaluate_run(source: str, checkpoint: str = "last.ckpt") -> dict[str, Any]:
-    """The image task's evaluation of `source` (a run directory or a checkpoint file in it); updates eval.json."""
+def apply_data_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """`data.KEY=VALUE` items (a data folder that moved: `data.root=NEW`) set on the run's config; the key must
+    exist there, and nothing outside `data.` may change (the evaluation would no longer be the run's)."""
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key.startswith("data.") or OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            have = ", ".join(f"data.{k}" for k in cfg.data if k != "_target_")
+            raise ValueError(f"{item!r}: contrastive-eval takes data.KEY=VALUE for a key of the run's data ({have})")
+        OmegaConf.update(cfg, key, yaml.safe_load(value) if value else value)
+
+
+_MISSING = object()
+
+
+def evaluate_run(source: str, checkpoint: str = "last.ckpt", overrides: list[str] | None = None) -> dict[str, Any]:
+    """The image task's evaluation of `source` (a run directory or a checkpoint file in it); updates eval.json.
+    `overrides`: `data.KEY=VALUE` items, e.g. where the data folder is now."""
     run_dir, ckpt = locate(source, checkpoint)
     cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
+    apply_data_overrides(cfg, overrides or [])
     if not isinstance(hydra.utils.instantiate(cfg.task), ImageTask):
         raise TypeError(f"{run_dir} is not an image run: text-pair and word-vector runs are evaluated at the end "
                          "of training (eval.json)")
@@ -30,7 +47,11 @@ def evaluate_run(source: str, checkpoint: str = "last.ckpt") -> dict[str, Any]:
     pl.seed_everything(cfg.seed)  # the same random initialisation as the run's untrained copy
     objects = build(cfg)
     objects["model"].load_state_dict(check_checkpoint_matches(ckpt, objects["model"])["state_dict"])
-    metrics = objects["task"].evaluate(cfg, objects, None)
+    try:
+        metrics = objects["task"].evaluate(cfg, objects, None)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}\nif the run's data has moved, name its new place: contrastive-eval {source} "
+                                "data.root=NEW (or data.file_list=NEW)") from None
     objects["task"].report(cfg, None, {}, evaluated_checkpoint=os.path.abspath(ckpt))
     return metrics
 
@@ -39,8 +60,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Evaluate a trained image run again (k-NN and linear probe)")
     ap.add_argument("run_dir", help="a run directory of contrastive-train, or one of its checkpoint files")
     ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
+    ap.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
+                    help="a change to the run's data options, e.g. data.root=NEW where the data folder moved")
     a = ap.parse_args()
-    evaluate_run(a.run_dir, a.checkpoint)
+    evaluate_run(a.run_dir, a.checkpoint, a.overrides)
     print(f"updated {os.path.join(locate(a.run_dir, a.checkpoint)[0], 'eval.json')}")
 
 

@@ -1,13 +1,16 @@
-"""Use a trained image encoder elsewhere: `load_encoder(RUN_DIR)` and `contrastive-export RUN_DIR OUT.pt`
-(or `OUT.safetensors`); ResNet weights are written under torchvision's own parameter names."""
+"""Use a trained encoder elsewhere: `load_encoder(RUN_DIR)` and `contrastive-export RUN_DIR OUT.pt`
+(or `OUT.safetensors`); ResNet weights are written under torchvision's own parameter names, a text encoder's
+tokenizer beside it (`load_tokenizer`)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from typing import Any
 
 import hydra
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from contrastive.encoders import ResNet
@@ -78,9 +81,30 @@ def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict
         save_file(state, out, metadata=meta)
     else:
         torch.save(state, out)
+    if cfg.get("data") is not None and hasattr(hydra.utils.get_class(cfg.data._target_), "pad"):
+        meta["tokenizer"] = export_tokenizer(cfg, ckpt, out)
     with open(out + ".json", "w") as f:
         json.dump(meta, f, indent=2)
     return meta
+
+
+def export_tokenizer(cfg: DictConfig, ckpt: str, out: str) -> str:
+    """Write a text run's tokenizer to `<out>.tokenizer.yaml` (the run's data options and a learned subword
+    vocabulary): the encoder's weights take token ids, and only this file turns texts into the same ids."""
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.load_state_dict(load_checkpoint_file(ckpt).get(type(dm).__qualname__, {}))
+    path = out + ".tokenizer.yaml"
+    OmegaConf.save(OmegaConf.create({"data": cfg.data, "state": dm.state_dict()}), path)
+    return path
+
+
+def load_tokenizer(path: str) -> Any:
+    """The tokenizer `contrastive-export` wrote beside a text encoder: `.batch(texts)` gives token-id lists
+    (`load_tokenizer(p).batch(["a text"])`); builds only project classes, as `load_run_config`."""
+    saved = load_run_config(path)
+    dm = hydra.utils.instantiate(saved.data)
+    dm.load_state_dict(OmegaConf.to_container(saved.state))
+    return dm.tokenizer
 
 
 def main() -> None:
@@ -91,6 +115,9 @@ def main() -> None:
     a = ap.parse_args()
     meta = export_encoder(a.run_dir, a.out, a.checkpoint)
     print(f"wrote {a.out} ({meta['names']} parameter names) and {a.out}.json")
+    if "tokenizer" in meta:
+        print(f"and its tokenizer {meta['tokenizer']} (contrastive.export.load_tokenizer; to embed texts exactly "
+              f"as the run does, use contrastive-embed {a.run_dir} TEXTS.txt OUT.npy)")
 
 
 if __name__ == "__main__":

@@ -323,3 +323,36 @@ def run_dir_lock(path: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def stop_after_training(run_dir: str) -> Iterator[None]:
+    """While the finished run evaluates, SIGTERM or Ctrl-C stop it with a message saying that training is saved
+    and how to evaluate it (without this, SIGTERM ends the process silently once Lightning's handler is gone)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        name = "SIGINT (Ctrl-C)" if signum == signal.SIGINT else signal.Signals(signum).name
+        raise SystemExit(f"{name} during the final evaluation: training had finished and is saved in "
+                         f"{os.path.join(run_dir, 'checkpoints', 'last.ckpt')}; evaluate it with "
+                         f"contrastive-eval {run_dir} (or the same command with resume=auto)")
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def quiet_exact_resume(datamodule: Any) -> Iterator[None]:
+    """Silence Lightning's "your dataloader is not resumable" warning for data modules that restore their
+    position themselves (`exact_resume = True`, as `ResumablePosition`): their mid-epoch resume is exact, and the
+    warning says otherwise."""
+    with warnings.catch_warnings():
+        if getattr(datamodule, "exact_resume", False):
+            warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
+        yield

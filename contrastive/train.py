@@ -11,12 +11,15 @@ import torch
 from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
+from contrastive.logfile import console_to_log_file
 from contrastive.reliability import (
     AtomicCheckpointIO,
     RNGStateCallback,
     SaveOnSigterm,
     check_checkpoint_matches,
+    quiet_exact_resume,
     run_dir_lock,
+    stop_after_training,
     warn_if_lr_changed,
 )
 from contrastive.sweep import optimized_metric
@@ -122,10 +125,12 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer = make_trainer(cfg, objects.get("callbacks"))
     if trainer.is_global_zero and ckpt is None:
         OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)
-    trainer.fit(objects["model"], datamodule=objects["datamodule"], ckpt_path=ckpt)
+    with quiet_exact_resume(objects["datamodule"]):
+        trainer.fit(objects["model"], datamodule=objects["datamodule"], ckpt_path=ckpt)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if cfg.get("evaluate", True) and trainer.is_global_zero:
-        metrics.update(objects["task"].evaluate(cfg, objects, trainer))
+        with stop_after_training(cfg.output_dir):
+            metrics.update(objects["task"].evaluate(cfg, objects, trainer))
     objects["trainer"] = trainer
     return metrics, objects
 
@@ -149,10 +154,11 @@ def sweep_value(cfg: DictConfig, metrics: dict[str, float], task: Any) -> float 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns `optimized_metric` for sweepers (None with evaluate=false)."""
-    metrics, objects = train(cfg)
-    if not cfg.get("evaluate", True) or not objects["trainer"].is_global_zero:
-        return None  # evaluation runs on rank 0 only
-    return sweep_value(cfg, metrics, objects["task"])
+    with console_to_log_file():
+        metrics, objects = train(cfg)
+        if not cfg.get("evaluate", True) or not objects["trainer"].is_global_zero:
+            return None  # evaluation runs on rank 0 only
+        return sweep_value(cfg, metrics, objects["task"])
 
 
 if __name__ == "__main__":

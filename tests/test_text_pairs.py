@@ -130,6 +130,10 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
     assert n == 9 and lex.shape == (9, 4096) and lexical == str(tmp_path / "out.lexical.npz")
     assert np.allclose(np.load(tmp_path / "out.npy"), whole[:, 4096:], atol=1e-6)
     assert np.allclose(lex.toarray(), whole[:, :4096], atol=1e-6)
+    # contrastive-export writes the tokenizer beside the weights: the same ids as the run's own
+    from contrastive.export import export_encoder, load_tokenizer
+    meta = export_encoder(str(run), str(tmp_path / "enc.pt"))
+    assert load_tokenizer(meta["tokenizer"]).batch(texts) == dm.tokenizer.batch(texts)
 
 
 def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):

@@ -41,6 +41,7 @@ class ResumablePosition:
     that loader."""
 
     _resume: dict[str, int] | None = None
+    exact_resume = True  # train.py silences Lightning's "dataloader is not resumable" warning for it
     trainer: Any
 
     def _position(self) -> tuple[int, int]:
@@ -53,7 +54,13 @@ class ResumablePosition:
         if getattr(self, "trainer", None) is None:
             return {}
         epoch, consumed = self._position()
-        return {"epoch": epoch, "consumed_batches": consumed}
+        return {"epoch": epoch, "consumed_batches": consumed, "batch_size": int(getattr(self, "batch_size", 0))}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        saved, now = (state or {}).get("batch_size"), getattr(self, "batch_size", None)
+        if state and state.get("consumed_batches") and saved and now is not None and saved != now:
+            # the position is counted in batches: with another size the rest of the epoch would skip or repeat
+            raise ValueError(f"the checkpoint stopped {state['consumed_batches']} batches into epoch "
+                             f"{state['epoch']} with data.batch_size={saved}; resume with data.batch_size={saved} "
+                             "(change it at an epoch boundary, or start a new run from the weights)")
         self._resume = dict(state) if state else None

@@ -74,11 +74,11 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         if n < self.batch_size:
             raise ValueError(f"the training set has {n} items, fewer than data.batch_size={self.batch_size}; "
                              "lower the batch size")
-        if n % self.batch_size and not getattr(self, "_warned_drop", False):
+        trainer = getattr(self, "trainer", None)
+        world = trainer.world_size if trainer is not None else 1
+        if not getattr(self, "_warned_drop", False):
             self._warned_drop = True
-            warnings.warn(f"{n % self.batch_size} of the {n} training items are left out of each epoch (batches "
-                          f"of {self.batch_size} must be full for exact cross-process negatives); which ones "
-                          "changes every epoch")
+            warn_left_out(n, self.batch_size, world)
         sampler = EpochSampler(n, self.shuffle_seed)
         if self._resume:  # set by load_state_dict when Lightning restores a checkpoint
             sampler.resume_at(self._resume["epoch"], self._resume["consumed_batches"] * self.batch_size)
@@ -129,3 +129,13 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         return None
 
 
+def warn_left_out(n: int, batch_size: int, world: int) -> None:
+    """Say how many of `n` items an epoch leaves out: each of `world` processes takes every `world`-th item of
+    the shuffled order (the last ones repeated to even them out) and trains full batches of `batch_size`."""
+    per_process = -(-n // world)
+    left = per_process % batch_size
+    if not left:
+        return
+    where = "" if world == 1 else f" by each of the {world} processes (which take {per_process} items each)"
+    warnings.warn(f"{left} of the {n} training items are left out of each epoch{where}: batches of {batch_size} "
+                  "must be full for exact cross-process negatives; which ones changes every epoch")

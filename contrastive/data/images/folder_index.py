@@ -118,11 +118,18 @@ def scan_folder(root: str, classes: list[str] | None = None) -> FileIndex:
             raise ValueError(f"{root} has class folder(s) {unknown[:10]} that the training data lacks (its classes: "
                              f"{names[:10]}{' ...' if len(names) > 10 else ''})")
         number = {c: k for k, c in enumerate(names)}
+        counts: dict[str, int] = {}
         for c in found:
             walked, n = _walk(os.path.join(root, c), visited)
             files.extend((os.path.join(c, p), d, i) for p, d, i in walked)
             labels += [number[c]] * len(walked)
             again += n
+            counts[c] = len(walked)
+        empty = [c for c, n in counts.items() if n == 0]
+        if empty and len(empty) < len(found):
+            shown = ", ".join(f"{c}: {n}" for c, n in list(counts.items())[:20])
+            warnings.warn(f"class folder(s) {empty[:10]} under {root} hold no images ({', '.join(IMAGE_EXTENSIONS)}"
+                          f"): images per class: {shown}{' ...' if len(counts) > 20 else ''}")
         out_classes = list(names)
         loose = sum(e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries if not e.is_dir())
         if loose:

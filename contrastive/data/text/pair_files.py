@@ -54,6 +54,9 @@ def _table_rows(path: str, lines: Utf8Lines) -> Iterator[tuple[int, dict[str, An
     reader = csv.DictReader(iter(lines), delimiter="\t" if tsv else ",",
                             quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
     names = reader.fieldnames or []
+    if not tsv and any("\t" in n for n in names) and not set(REQUIRED) <= set(names):
+        raise ValueError(f"{path}: the header {names} holds tabs, but this file is read as comma-separated: the "
+                         "delimiter comes from the extension (.tsv: tabs; .csv and others: commas); rename it to .tsv")
     _check_columns(path, set(names))
     start = reader.line_num + 1
     try:
