@@ -60,19 +60,17 @@ def console_to_log_file() -> Iterator[None]:
     for handler in files:  # the console handler's lines reach the file through the copy
         root.removeHandler(handler)
         handler.close()
-    # Lightning's loggers print through their own handler when imported before logging was configured
-    lightning = [logging.getLogger(n) for n in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric",
-                                                 "lightning_fabric")]
-    saved = [(lg, lg.handlers[:], lg.propagate) for lg in lightning]
-    for lg in lightning:
-        lg.handlers, lg.propagate = [], True
-    logging.captureWarnings(True)
     out, err = sys.stdout, sys.stderr
     with open(files[0].baseFilename, "a", encoding="utf-8") as log:
         sys.stdout, sys.stderr = _Copy(out, log), _Copy(err, log)
         copies = {id(out): sys.stdout, id(err): sys.stderr}
-        consoles = [(h, h.stream) for h in root.handlers if type(h) is logging.StreamHandler and id(h.stream) in copies]
-        for h, stream in consoles:  # the console handler holds the stream it was given: give it the copy
+        # handlers hold the stream they were given (Hydra's console handler; Lightning's own, added when it is
+        # imported before logging is configured): give them the copy
+        loggers = [root, *(logging.getLogger(n) for n in ("lightning.pytorch", "pytorch_lightning",
+                                                           "lightning.fabric", "lightning_fabric"))]
+        consoles = [(h, h.stream) for lg in loggers for h in lg.handlers
+                    if type(h) is logging.StreamHandler and id(h.stream) in copies]
+        for h, stream in consoles:
             h.setStream(copies[id(stream)])
         try:
             yield
@@ -87,9 +85,6 @@ def console_to_log_file() -> Iterator[None]:
             sys.stdout, sys.stderr = out, err
             for h, stream in consoles:
                 h.setStream(stream)
-            logging.captureWarnings(False)
-            for lg, handlers, propagate in saved:
-                lg.handlers, lg.propagate = handlers, propagate
 
 
 class CheckRunDir(Callback):
