@@ -17,7 +17,7 @@ from contrastive.data.images.folder_index import read_file_list, scan_folder
 from contrastive.data.images.image_folder import PlainView
 from contrastive.data.images.transforms import CIFAR_MEAN, CIFAR_STD
 from contrastive.reliability import load_checkpoint_file
-from contrastive.safe_config import load_run_config
+from contrastive.safe_config import load_run_config, trusting
 from contrastive.sparse import Hybrid, cat_rows
 from contrastive.tasks import ImageTask, TextPairsTask
 
@@ -157,7 +157,14 @@ def main() -> None:
     ap.add_argument("out", help="where to write the embeddings (.npy); image runs also write OUT.paths.txt")
     ap.add_argument("--checkpoint", default="last.ckpt")
     ap.add_argument("--batch-size", type=int, default=None, help="texts or images per batch (1024 / 256)")
+    ap.add_argument("--trust", default="", metavar="MODULE[,MODULE]",
+                    help="modules whose classes the run's config may build (a run trained with your own code)")
     a = ap.parse_args()
+    with trusting(a.trust.split(",")):
+        _embed(a)
+
+
+def _embed(a: argparse.Namespace) -> None:
     from contrastive.export import locate
     run_dir, _ = locate(a.run_dir, a.checkpoint)
     out = output_path(a.out, a.input)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from contrastive.export import locate
 from contrastive.reliability import check_checkpoint_matches
-from contrastive.safe_config import load_run_config
+from contrastive.safe_config import load_run_config, trusting
 from contrastive.tasks import ImageTask
 from contrastive.train import build
 
@@ -62,8 +62,11 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
     ap.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
                     help="a change to the run's data options, e.g. data.root=NEW where the data folder moved")
+    ap.add_argument("--trust", default="", metavar="MODULE[,MODULE]",
+                    help="modules whose classes the run's config may build (a run trained with your own code)")
     a = ap.parse_args()
-    evaluate_run(a.run_dir, a.checkpoint, a.overrides)
+    with trusting(a.trust.split(",")):
+        evaluate_run(a.run_dir, a.checkpoint, a.overrides)
     print(f"updated {os.path.join(locate(a.run_dir, a.checkpoint)[0], 'eval.json')}")
 
 

@@ -14,8 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from contrastive.encoders import ResNet
+from contrastive.encoders.external import TimmEncoder, TorchvisionEncoder
 from contrastive.reliability import load_checkpoint_file
-from contrastive.safe_config import load_run_config
+from contrastive.safe_config import load_run_config, trusting
 
 
 def locate(source: str, checkpoint: str = "last.ckpt") -> tuple[str, str]:
@@ -46,21 +47,31 @@ def load_encoder(source: str, checkpoint: str = "last.ckpt", with_projector: boo
     if cfg.get("encoder") is None:
         raise ValueError(f"{run_dir} has no encoder (a word-vector run?): its vectors are in vectors.txt")
     state = load_checkpoint_file(ckpt)["state_dict"]
-    encoder = hydra.utils.instantiate(cfg.encoder)
+    # the checkpoint holds every weight: a starting weight file the config names is not read again
+    encoder = hydra.utils.instantiate(cfg.encoder, **({"weights": None} if "weights" in cfg.encoder else {}))
     encoder.load_state_dict(_part(state, "encoder."))
     if not with_projector:
         return encoder.eval()
     if cfg.get("projector") is None:
         raise ValueError(f"{run_dir} has no projection head")
-    projector = hydra.utils.instantiate(cfg.projector, in_dim=encoder.out_dim)
+    head = _part(state, "projector.")
+    in_dim = next(v.shape[1] for k, v in head.items() if k.endswith("weight") and v.dim() == 2)
+    projector = hydra.utils.instantiate(cfg.projector, in_dim=in_dim)
     projector.load_state_dict(_part(state, "projector."))
     return nn.Sequential(encoder, projector).eval()
 
 
+def library_names(encoder: nn.Module) -> str:
+    """Whose parameter names the exported weights carry: torchvision, timm or (the project's own) contrastive."""
+    return "timm" if isinstance(encoder, TimmEncoder) else \
+        "torchvision" if isinstance(encoder, (ResNet, TorchvisionEncoder)) else "contrastive"
+
+
 def export_state_dict(encoder: nn.Module) -> dict[str, torch.Tensor]:
-    """The encoder's weights alone; a ResNet's under torchvision's names (`conv1.weight`, `layer1.0...`)."""
+    """The encoder's weights alone; a ResNet's or a torchvision or timm backbone's under its library's names
+    (`conv1.weight`, `layer1.0...`)."""
     state = encoder.state_dict()
-    if isinstance(encoder, ResNet):
+    if library_names(encoder) != "contrastive":
         state = _part(state, "net.")
     return {k: v.detach().contiguous() for k, v in state.items()}
 
@@ -74,7 +85,7 @@ def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict
     encoder = load_encoder(source, checkpoint)
     cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
     meta = {"encoder": json.dumps(dict(cfg.encoder)), "checkpoint": os.path.abspath(ckpt),
-            "names": "torchvision" if isinstance(encoder, ResNet) else "contrastive"}
+            "names": library_names(encoder)}
     state = export_state_dict(encoder)
     if out.endswith(".safetensors"):
         from safetensors.torch import save_file
@@ -112,8 +123,11 @@ def main() -> None:
     ap.add_argument("run_dir", help="a run directory of contrastive-train, or one of its checkpoint files")
     ap.add_argument("out", help="OUT.pt or OUT.safetensors")
     ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
+    ap.add_argument("--trust", default="", metavar="MODULE[,MODULE]",
+                    help="modules whose classes the run's config may build (a run trained with your own code)")
     a = ap.parse_args()
-    meta = export_encoder(a.run_dir, a.out, a.checkpoint)
+    with trusting(a.trust.split(",")):
+        meta = export_encoder(a.run_dir, a.out, a.checkpoint)
     print(f"wrote {a.out} ({meta['names']} parameter names) and {a.out}.json")
     if "tokenizer" in meta:
         print(f"and its tokenizer {meta['tokenizer']} (contrastive.export.load_tokenizer; to embed texts exactly "

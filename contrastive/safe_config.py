@@ -2,9 +2,14 @@
 directory is something people download and share, so its `_target_`s are checked before anything is built."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
+import inspect
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # classes outside `contrastive.*` that the project's own configs name
@@ -12,10 +17,33 @@ ALLOWED_OUTSIDE = frozenset({"pytorch_lightning.Trainer", "pytorch_lightning.log
                              "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.Adam"})
 
 
-def _is_project_class(target: str) -> bool:
-    """True when `target` names a class defined in a `contrastive.*` module (not one it merely imports)."""
+# the project's optional integrations, trusted by name: anything defined under these packages
+TRUSTED_PACKAGES = ("torchvision.models", "timm", "transformers", "pytorch_lightning.loggers",
+                    "pytorch_lightning.callbacks", "torch.optim")
+_trusted: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("trusted", default=())
+
+
+@contextlib.contextmanager
+def trusting(modules: Iterable[str]) -> Iterator[None]:
+    """Within, run configs may also name classes and functions defined under `modules` (`my_pkg`,
+    `my_pkg.nets`): what a user names on the command line (`--trust my_pkg`), never what a config says."""
+    names = tuple(m.strip() for m in modules if m.strip())
+    bad = [m for m in names if not all(p.isidentifier() for p in m.split("."))]
+    if bad:
+        raise ValueError(f"--trust takes module names separated by commas (my_pkg,my_pkg.nets), got {bad}")
+    token = _trusted.set(_trusted.get() + names)
+    try:
+        yield
+    finally:
+        _trusted.reset(token)
+
+
+def _defined_under(target: str, roots: tuple[str, ...]) -> bool:
+    """True when `target` names a class or function defined in a module under one of `roots` (not one such a
+    module merely imports: `contrastive.reliability.subprocess.Popen` is `subprocess`'s)."""
     parts = target.split(".")
-    if parts[0] != "contrastive" or len(parts) < 2 or not all(p.isidentifier() for p in parts):
+    inside = [r for r in roots if target.startswith(r + ".")]
+    if not inside or len(parts) < 2 or not all(p.isidentifier() for p in parts):
         return False
     for cut in range(len(parts) - 1, 0, -1):  # the longest importable module prefix, then attributes
         try:
@@ -27,8 +55,15 @@ def _is_project_class(target: str) -> bool:
                 obj = getattr(obj, name)
         except AttributeError:
             return False
-        return isinstance(obj, type) and str(getattr(obj, "__module__", "")).startswith("contrastive.")
+        module = str(getattr(obj, "__module__", ""))
+        return (isinstance(obj, type) or inspect.isfunction(obj)) and any(
+            module == r or module.startswith(r + ".") for r in inside)
     return False
+
+
+def _is_project_class(target: str) -> bool:
+    """True when `target` names a class defined in a `contrastive.*` module (not one it merely imports)."""
+    return _defined_under(target, ("contrastive",)) and isinstance(hydra.utils.get_object(target), type)
 
 
 def unsafe_targets(cfg: DictConfig | ListConfig, prefix: str = "") -> list[tuple[str, Any]]:
@@ -43,7 +78,9 @@ def unsafe_targets(cfg: DictConfig | ListConfig, prefix: str = "") -> list[tuple
             bad += unsafe_targets(node, where)
         elif key == "_target_":
             value = node._value()
-            ok = isinstance(value, str) and "${" not in value and (value in ALLOWED_OUTSIDE or _is_project_class(value))
+            ok = isinstance(value, str) and "${" not in value and (
+                value in ALLOWED_OUTSIDE or _is_project_class(value)
+                or _defined_under(value, TRUSTED_PACKAGES + _trusted.get()))
             if not ok:
                 bad.append((where, value))
     return bad
@@ -58,5 +95,7 @@ def load_run_config(path: str) -> DictConfig:
     if bad:
         listed = "; ".join(f"{k}: {v!r}" for k, v in bad)
         raise ValueError(f"refusing to load {path}: it names target(s) outside the project ({listed}). A run's "
-                         f"config may only build classes of contrastive.* and {sorted(ALLOWED_OUTSIDE)}")
+                         f"config may only build classes of contrastive.*, {sorted(ALLOWED_OUTSIDE)} and what is "
+                         f"defined under {list(TRUSTED_PACKAGES + _trusted.get())}; if you trust this run's code, "
+                         "name its modules: --trust MODULE[,MODULE]")
     return cfg

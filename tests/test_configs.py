@@ -34,6 +34,9 @@ def compose_for(tmp_path, group: str, option: str):
         extra = FILES[:1] if "cifar10" in option or option == "image_folder" else FILES[1:] if option == "text_file" else []
         if option in ("text_pairs_wiki", "text_pairs_code"):  # word2vec pretraining is tested elsewhere
             extra = ["task.word_vectors.epochs=0"]
+        if option == "custom":  # the user's own: a factory function, and a torch loss that fits the contract
+            extra = {"encoder": ["encoder._target_=torchvision.models.squeezenet1_1"],
+                     "objective": ["objective._target_=torch.nn.MSELoss"]}[group]
         cfg = make_cfg(tmp_path, [*base, f"{group}={option}", *extra])
         try:
             instantiate(cfg.task).check(cfg)

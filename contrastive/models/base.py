@@ -115,6 +115,10 @@ class ContrastiveModule(pl.LightningModule):
         with torch.autocast(q.device.type, enabled=False):
             loss = sum(self.objective(a.float(), b.float(), **_float(extra), **with_labels)
                        for a, b, extra in terms) / len(terms)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(f"objective: {type(self.objective).__qualname__} returned {got}; an objective must "
+                             "return a scalar tensor (reduce over the batch, e.g. .mean())")
         if self.negatives is not None and store:
             self._store_keys(k, index)
         return loss

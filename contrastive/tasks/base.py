@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from contrastive.eval.report import read_json, write_json
 
@@ -16,20 +17,47 @@ GROUPS = ("data", "encoder", "projector", "objective", "negatives", "candidates"
 
 
 def group_class(cfg: DictConfig, group: str) -> type | None:
-    """The class a group's option builds, or None where the group is off."""
+    """The class a group's option builds, or None where the group is off (or a factory function builds it)."""
     node = cfg.get(group)
     if node is None:
         return None
     if "_target_" not in node:
         raise ValueError(f"{group} has no _target_; choose one of {options(group)}")
-    return hydra.utils.get_class(node._target_)
+    target = hydra.utils.get_object(node._target_)
+    return target if isinstance(target, type) else None
+
+
+def is_project_class(cls: type) -> bool:
+    """Whether `cls` is defined in the project (its own classes are checked against the task's lists)."""
+    return cls.__module__.split(".")[0] == "contrastive"
+
+
+def users_own(cfg: DictConfig, group: str, task: str) -> bool:
+    """Whether `group`'s `_target_` is the user's own: a class outside the project (it must be an `nn.Module`)
+    or a factory function (`torchvision.models.resnet18`; what it returns is checked when built)."""
+    node = cfg[group]
+    if OmegaConf.is_missing(node, "_target_"):
+        raise ValueError(f"{group}=custom needs {group}._target_=<module>.<Class> (an nn.Module importable here, "
+                         f"e.g. a file on PYTHONPATH), with its arguments as +{group}.<name>=<value>")
+    target = hydra.utils.get_object(node._target_)
+    if isinstance(target, type):
+        if is_project_class(target):
+            return False
+        if not issubclass(target, nn.Module):
+            raise TypeError(f"{group}: {node._target_} is not a torch.nn.Module; task={task} takes one for {group}")
+        return True
+    if not callable(target):
+        raise TypeError(f"{group}._target_={node._target_} is neither a class nor a function")
+    return True
 
 
 def _option_target(group: str, name: str) -> str | None:
     """The `_target_` of option `name` of `group` under contrastive/conf (None for an option that turns it off)."""
     node = OmegaConf.create(resources.files("contrastive.conf").joinpath(group, f"{name}.yaml").read_text())
     node = node.get(group) if group in node else node  # `# @package _global_` options nest it
-    return node.get("_target_") if node is not None else None
+    if node is None or OmegaConf.is_missing(node, "_target_"):  # off, or the user's own (`custom`)
+        return None
+    return node.get("_target_")
 
 
 def option_class(group: str, name: str) -> type | None:
@@ -59,12 +87,14 @@ class Task:
     metric = ""  # the eval.json key a sweep compares by default
     uses: ClassVar[dict[str, tuple[type, ...]]] = {}
     optional: ClassVar[tuple[str, ...]] = ()  # groups the task can use or leave off
+    # groups that also take a user's own nn.Module (a class outside the project), held to the slot's contract
+    # by a check before training instead of a class list
+    open_slots: ClassVar[tuple[str, ...]] = ()
 
     def check(self, cfg: DictConfig) -> None:
         """Fail before anything is built when a group is set that this task would ignore, or holds an option
         of the wrong kind; the message names the options that would be valid."""
         for group in GROUPS:
-            cls = group_class(cfg, group)
             if group not in self.uses:
                 if cfg.get(group) is not None:
                     off = "none" if "none" in options(group) else "null"
@@ -75,6 +105,9 @@ class Task:
                 if group not in self.optional:
                     raise ValueError(f"task={self.name} needs {group}: one of {options(group, self.uses[group])}")
                 continue
+            if group in self.open_slots and users_own(cfg, group, self.name):
+                continue  # held to the slot's contract when built
+            cls = group_class(cfg, group)
             if cls is not None and not issubclass(cls, self.uses[group]):
                 raise ValueError(f"{group}: {cls.__name__} does not fit task={self.name}; choose one of "
                                  f"{options(group, self.uses[group])}")

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from contrastive.data.images.base import ViewDataModule
 from contrastive.encoders import DigitsCNN, MLPHead, ResNet
+from contrastive.encoders.external import TimmEncoder, TorchvisionEncoder
 from contrastive.eval.monitors import OnlineMonitors
 from contrastive.eval.report import (
     evaluate_encoders,
@@ -31,7 +32,13 @@ from contrastive.losses import (
 from contrastive.models import MoCo, SimCLR
 from contrastive.models.base import accepted_keywords
 from contrastive.samplers import MemoryBank, NegativeQueue, SupportSet
-from contrastive.tasks.base import Task, group_class, option_class, options
+from contrastive.tasks.base import (
+    Task,
+    group_class,
+    is_project_class,
+    option_class,
+    options,
+)
 
 
 class ImageTask(Task):
@@ -40,11 +47,13 @@ class ImageTask(Task):
     name = "image"
     metric = "knn_top1/trained"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
-        "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet), "projector": (MLPHead,),
+        "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet, TorchvisionEncoder, TimmEncoder),
+        "projector": (MLPHead,),
         "objective": (InfoNCE, NTXent, SupCon, DCL, Debiased, SigmoidLoss),
         "negatives": (NegativeQueue, MemoryBank, SupportSet), "model": (SimCLR, MoCo),
         "optimizer": (object,)}
     optional: ClassVar[tuple[str, ...]] = ("negatives",)
+    open_slots: ClassVar[tuple[str, ...]] = ("encoder", "objective")
 
     def check(self, cfg: DictConfig) -> None:
         super().check(cfg)
@@ -62,7 +71,7 @@ class ImageTask(Task):
             raise ValueError("data.batch_size=1 with one process leaves every anchor without a negative: the in-batch "
                              "loss is 0 at every step and nothing is learned; use data.batch_size >= 2 (or "
                              "negatives=queue|memory_bank)")
-        if source is not None and source.uses:
+        if source is not None and source.uses and objective is not None:
             takes = accepted_keywords(objective)
             if not set(source.uses) <= takes or issubclass(objective, ClipLoss):
                 fit = [o for o in options("objective", self.uses["objective"])
@@ -74,15 +83,18 @@ class ImageTask(Task):
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         datamodule = hydra.utils.instantiate(cfg.data)
         encoder = hydra.utils.instantiate(cfg.encoder)
+        out_dim = probe_encoder(encoder, datamodule.channels, datamodule.size)
         random_init = copy.deepcopy(encoder)
-        projector = hydra.utils.instantiate(cfg.projector, in_dim=encoder.out_dim)
+        projector = hydra.utils.instantiate(cfg.projector, in_dim=out_dim)
         negatives = None
         if cfg.get("negatives") is not None:
             make = hydra.utils.instantiate(cfg.negatives, dim=cfg.projector.out_dim)
             # a memory bank holds one slot per dataset item: its size comes from the data
             negatives = make(num_items=datamodule.num_items()) if make.func is MemoryBank else make()
-        model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector,
-                                        objective=hydra.utils.instantiate(cfg.objective),
+        objective = hydra.utils.instantiate(cfg.objective)
+        if not is_project_class(type(objective)):
+            probe_objective(objective, cfg.projector.out_dim)
+        model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector, objective=objective,
                                         optimizer=hydra.utils.instantiate(cfg.optimizer), negatives=negatives,
                                         guard=cfg.guard)
         monitors = [OnlineMonitors()] if cfg.get("monitors", True) else []
@@ -118,3 +130,50 @@ class ImageTask(Task):
         if bad:
             print(f"\n{len(bad)} unreadable image(s) were skipped and replaced, e.g. {bad[:3]}")
         return {"bad_images": len(bad), "bad_image_examples": bad[:10]}
+
+
+def probe_encoder(encoder: torch.nn.Module, channels: int, size: int) -> int:
+    """The encoder's output width D, from one call on zeros `[2, channels, size, size]` (the data's images) in
+    eval mode without gradients; an error naming the slot, what it got and what it needs otherwise."""
+    if not isinstance(encoder, torch.nn.Module):
+        raise TypeError(f"encoder: its _target_ built a {type(encoder).__name__}, not a torch.nn.Module")
+    name, was = type(encoder).__qualname__, encoder.training
+    shape = [2, channels, size, size]
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            out = encoder(torch.zeros(shape))
+    except Exception as e:
+        raise ValueError(f"encoder: {name} failed on a batch of the data's images {shape} ({type(e).__name__}: "
+                         f"{e}); an image encoder maps [B, C, H, W] to [B, D]") from e
+    finally:
+        encoder.train(was)
+    got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        raise ValueError(f"encoder: {name} returned {got} for images {shape}; an image encoder must return [B, D] "
+                         "= [2, D] here (pool and flatten its feature map)")
+    declared = getattr(encoder, "out_dim", None)
+    if declared is not None and declared != out.shape[1]:
+        raise ValueError(f"encoder: {name}.out_dim={declared}, but it returned {got} for images {shape}")
+    return int(out.shape[1])
+
+
+def probe_objective(objective: torch.nn.Module, dim: int) -> None:
+    """Call a user's objective once on two random views' projections `[4, dim]` (and labels, if its forward
+    takes them), leaving the global RNG as it was; an error naming the slot unless it returns a scalar."""
+    name = type(objective).__qualname__
+    if not isinstance(objective, torch.nn.Module):
+        raise TypeError(f"objective: its _target_ built a {type(objective).__name__}, not a torch.nn.Module")
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(4, dim, generator=g), torch.randn(4, dim, generator=g)
+    labels = {"labels": torch.tensor([0, 1, 0, 1])} if "labels" in accepted_keywords(type(objective)) else {}
+    with torch.random.fork_rng(devices=[]):
+        try:
+            loss = objective(z1, z2, **labels)
+        except Exception as e:
+            raise ValueError(f"objective: {name} failed on two views' projections [4, {dim}] ({type(e).__name__}: "
+                             f"{e}); an image objective is called as loss(z1, z2) and returns a scalar") from e
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"objective: {name} returned {got} for two views' projections [4, {dim}]; an objective "
+                         "must return a scalar tensor (reduce over the batch, e.g. .mean())")

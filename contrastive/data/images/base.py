@@ -29,6 +29,7 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
 
     num_classes: int = 0
     channels: int = 3  # of the images the encoder sees (subclasses with other images say so)
+    size: int = 32  # their height and width (subclasses that resize say so)
     train_set: Dataset
     val_set: Dataset | None = None
     _num_items: int = 0
