@@ -34,6 +34,8 @@ def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torc
     ckpt = load_checkpoint_file(os.path.join(run_dir, "checkpoints", checkpoint))
     model.load_state_dict(ckpt["state_dict"])
     dm.load_state_dict(ckpt.get(type(dm).__qualname__, {}))  # a learned subword tokenizer
+    if getattr(model.encoder, "brings_tokenizer", False):  # restored from the checkpoint with the encoder
+        dm.tokenizer = model.encoder.tokens
     return model.eval(), dm
 
 

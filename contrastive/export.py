@@ -15,6 +15,7 @@ from torch import nn
 
 from contrastive.encoders import ResNet
 from contrastive.encoders.external import TimmEncoder, TorchvisionEncoder
+from contrastive.encoders.hf_text import HFTextEncoder
 from contrastive.reliability import load_checkpoint_file
 from contrastive.safe_config import load_run_config, trusting
 
@@ -63,6 +64,8 @@ def load_encoder(source: str, checkpoint: str = "last.ckpt", with_projector: boo
 
 def library_names(encoder: nn.Module) -> str:
     """Whose parameter names the exported weights carry: torchvision, timm or (the project's own) contrastive."""
+    if isinstance(encoder, HFTextEncoder):
+        return "transformers"
     return "timm" if isinstance(encoder, TimmEncoder) else \
         "torchvision" if isinstance(encoder, (ResNet, TorchvisionEncoder)) else "contrastive"
 
@@ -70,10 +73,9 @@ def library_names(encoder: nn.Module) -> str:
 def export_state_dict(encoder: nn.Module) -> dict[str, torch.Tensor]:
     """The encoder's weights alone; a ResNet's or a torchvision or timm backbone's under its library's names
     (`conv1.weight`, `layer1.0...`)."""
-    state = encoder.state_dict()
-    if library_names(encoder) != "contrastive":
-        state = _part(state, "net.")
-    return {k: v.detach().contiguous() for k, v in state.items()}
+    state = {k: v for k, v in encoder.state_dict().items() if isinstance(v, torch.Tensor)}  # no extra state
+    prefix = {"contrastive": "", "transformers": "model."}.get(library_names(encoder), "net.")
+    return {k: v.detach().contiguous() for k, v in _part(state, prefix).items()}
 
 
 def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict[str, str]:
@@ -92,7 +94,10 @@ def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict
         save_file(state, out, metadata=meta)
     else:
         torch.save(state, out)
-    if cfg.get("data") is not None and hasattr(hydra.utils.get_class(cfg.data._target_), "pad"):
+    if getattr(encoder, "brings_tokenizer", False):  # a Hugging Face model: its tokenizer, as tokenizers saves it
+        meta["tokenizer"] = out + ".tokenizer.json"
+        encoder.tokens.backend.save(meta["tokenizer"])
+    elif cfg.get("data") is not None and hasattr(hydra.utils.get_class(cfg.data._target_), "pad"):
         meta["tokenizer"] = export_tokenizer(cfg, ckpt, out)
     with open(out + ".json", "w") as f:
         json.dump(meta, f, indent=2)

@@ -47,6 +47,14 @@ def check_run_options(cfg: DictConfig) -> None:
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ValueError(f"trainer.accelerator={accelerator} needs a CUDA GPU and none is visible; use trainer=cpu, "
                          "or trainer=ddp_cpu for several processes on the CPU")
+    replaced = {"callbacks": "add yours as +callbacks.NAME._target_=my_module.MyCallback (callbacks=... for ours)",
+                "logger": "choose logger=csv|tensorboard|wandb|mlflow (several: logger=[csv,wandb]) or add yours "
+                          "as +logger.NAME._target_=...",
+                "plugins": "the project sets them (atomic checkpoint writing, SLURM)"}
+    for key, how in replaced.items():
+        if cfg.trainer.get(key) is not None:
+            raise ValueError(f"trainer.{key} would replace what the project gives the Trainer (checkpoints, resume, "
+                             f"preemption, logs); {how}")
     for key in ("optimizer.lr", "model.lr"):
         lr = OmegaConf.select(cfg, key)
         if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -81,6 +89,17 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     return {**task.build(cfg), "task": task}
 
 
+def user_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The callbacks of the `callbacks` group (`callbacks=early_stopping`, `+callbacks.NAME._target_=...`)."""
+    made = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        callback = hydra.utils.instantiate(node)
+        if not isinstance(callback, pl.Callback):
+            raise TypeError(f"callbacks.{name} built a {type(callback).__name__}, not a Lightning Callback")
+        made.append(callback)
+    return made
+
+
 def make_trainer(cfg: DictConfig, extra: list[pl.Callback] | None = None) -> pl.Trainer:
     """The Trainer from `cfg.trainer` with checkpointing into `<output_dir>/checkpoints`, the loggers and the
     task's `extra` callbacks (the image task's online monitors)."""
@@ -97,6 +116,7 @@ def make_trainer(cfg: DictConfig, extra: list[pl.Callback] | None = None) -> pl.
         *policy_for(cfg),
         *(extra or []),
     ]
+    callbacks += user_callbacks(cfg)
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if loggers:
         callbacks.append(pl.callbacks.LearningRateMonitor("step"))

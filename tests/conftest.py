@@ -35,3 +35,22 @@ def cfg_factory(tmp_path: Path):
     def factory(*overrides: str, fast: bool = True) -> DictConfig:
         return make_cfg(tmp_path, list(overrides), fast)
     return factory
+
+
+def tiny_bert(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer BERT (hidden size 32) and its WordPiece tokenizer saved with `save_pretrained` in `folder`:
+    a local Hugging Face model for tests, nothing downloaded."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["the", "of", "and", "to", "in", "is", "a", "topic", "question", "answer", "about", "what", "which",
+             "some", "thing", "else", "one", "two", "three", "##s", "##ed", "##ing"]
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                                                 *"abcdefghijklmnopqrstuvwxyz0123456789", *words]) + "\n")
+    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
+    torch.manual_seed(seed)
+    model = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64, max_position_embeddings=128))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

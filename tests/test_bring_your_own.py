@@ -16,7 +16,7 @@ from contrastive.export import export_encoder, load_encoder
 from contrastive.export import main as export_main
 from contrastive.safe_config import trusting
 from contrastive.train import build, train
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, tiny_bert
 from tests.test_data import write_image_folder
 
 FOLDER = ["data=image_folder", "data.size=32", "data.batch_size=4", "data.num_workers=0", "monitors=false",
@@ -200,3 +200,49 @@ def test_a_slot_that_breaks_its_contract_is_named_before_training(tmp_path, user
     with pytest.raises((ValueError, TypeError), match=said):
         train(make_cfg(tmp_path / "run", [*FOLDER, f"data.root={_folder(tmp_path)}", "encoder=custom", *override]))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_hugging_face_model_from_a_local_folder_trains_and_embeds_as_transformers_does(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import numpy as np
+
+    from contrastive.embed import embed_text_file
+    bert = tiny_bert(tmp_path / "bert")
+    lines = ["anchor\tpositive"] + [f"topic {i} question about the {i}\ttopic {i} answer" for i in range(24)]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    _, objects = train(make_cfg(run, ["experiment=text_pairs_wiki", "encoder=hf_text", f"encoder.path={bert}",
+                                      f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8", "data.extra_texts=[]",
+                                      "trainer.max_epochs=1", "evaluate=false"], fast=False))
+    assert objects["trainer"].global_step == 2
+    texts = ["topic 3 question", "some thing else entirely", "the answer"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(bert)
+    # the folder's tokenizer changes after training (other ids): the checkpoint's own still tokenizes
+    vocab = (bert / "vocab.txt").read_text().split()
+    (bert / "tokenizer.json").unlink()
+    (bert / "vocab.txt").write_text("\n".join(vocab[:5] + vocab[5:][::-1]) + "\n")
+    transformers.BertTokenizerFast(str(bert / "vocab.txt")).save_pretrained(bert)
+    embed_text_file(str(run), str(tmp_path / "in.txt"), str(tmp_path / "out.npy"), progress=False)
+    # the same model and tokenizer in transformers, with the trained weights, mean-pooled over real tokens
+    model = transformers.AutoModel.from_pretrained(bert)
+    trained = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    model.load_state_dict({k[len("encoder.model."):]: v for k, v in trained.items() if k.startswith("encoder.model.")})
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.eval()(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    want = (hidden * mask).sum(1) / mask.sum(1)
+    got = np.load(tmp_path / "out.npy")
+    assert got.shape == (3, 32) and np.allclose(got, want.numpy(), atol=1e-5)
+    assert not torch.allclose(trained["encoder.model.embeddings.word_embeddings.weight"],
+                              transformers.AutoModel.from_pretrained(bert).embeddings.word_embeddings.weight)
+    # export: the weights under transformers' names, the tokenizer as tokenizers saves it
+    from tokenizers import Tokenizer
+    meta = export_encoder(str(run), str(tmp_path / "bert.pt"))
+    back = transformers.AutoModel.from_pretrained(bert)
+    back.load_state_dict(torch.load(tmp_path / "bert.pt"))  # strict: every key, no extra
+    assert meta["names"] == "transformers" and torch.equal(back.pooler.dense.weight, model.pooler.dense.weight)
+    assert [e.ids for e in Tokenizer.from_file(meta["tokenizer"]).encode_batch(texts)] == \
+        [[i for i, m in zip(ids, keep) if m] for ids, keep in zip(batch["input_ids"].tolist(),
+                                                                 batch["attention_mask"].tolist())]

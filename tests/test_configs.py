@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from contrastive.train import build
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, tiny_bert
 
 CONF = resources.files("contrastive.conf")
 GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and not d.name.startswith("_"))
@@ -37,6 +37,8 @@ def compose_for(tmp_path, group: str, option: str):
         if option == "custom":  # the user's own: a factory function, and a torch loss that fits the contract
             extra = {"encoder": ["encoder._target_=torchvision.models.squeezenet1_1"],
                      "objective": ["objective._target_=torch.nn.MSELoss"]}[group]
+        if option == "hf_text":  # a local Hugging Face model
+            extra = [f"encoder.path={tiny_bert(tmp_path / 'bert')}"]
         cfg = make_cfg(tmp_path, [*base, f"{group}={option}", *extra])
         try:
             instantiate(cfg.task).check(cfg)

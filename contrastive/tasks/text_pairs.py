@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from contrastive.data import SkipGramDataModule, TextPairDataModule
 from contrastive.data.text.corpus import tokenize
 from contrastive.encoders import BagOfTokens, TransformerText
+from contrastive.encoders.hf_text import HFTextEncoder
 from contrastive.encoders.text import init_tokens
 from contrastive.losses import DCL, Debiased, InfoNCE, SigmoidLoss
 from contrastive.models import DualEncoder
@@ -40,7 +41,8 @@ class TextPairsTask(Task):
     name = "text_pairs"
     metric = "mrr"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
-        "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText), "objective": (InfoNCE, DCL, Debiased, SigmoidLoss),
+        "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText, HFTextEncoder),
+        "objective": (InfoNCE, DCL, Debiased, SigmoidLoss),
         "model": (DualEncoder,), "optimizer": (object,)}
 
     def __init__(self, word_vectors: dict[str, int] | None = None) -> None:
@@ -63,6 +65,11 @@ class TextPairsTask(Task):
             raise ValueError(f"task.word_vectors.epochs={self.word_vectors['epochs']} trains on the texts, but "
                              f"data.stream keeps token ids only ({cfg.data.path}); set task.word_vectors.epochs=0 "
                              "or data.stream=false")
+        own = None  # an encoder that brings its tokenizer (a Hugging Face model) tokenizes the pairs itself
+        if getattr(hydra.utils.get_class(cfg.encoder._target_), "brings_tokenizer", False):
+            own = hydra.utils.instantiate(cfg.encoder)
+            datamodule.tokenizer = own.tokens
+            print(f"tokenizer: {type(own).__name__}'s own ({cfg.encoder.path}), in place of data.tokenizer")
         datamodule.setup("fit")
         if not datamodule.heldout and cfg.get("evaluate", True):
             raise ValueError(f"no held-out pairs to measure retrieval on: data.heldout_fraction="
@@ -70,9 +77,12 @@ class TextPairsTask(Task):
                              "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
         weighs_tokens = issubclass(hydra.utils.get_class(cfg.encoder._target_), BagOfTokens)
         # the bag of tokens weighs each token by its IDF over the training texts
-        encoder = hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
+        encoder = own or hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
         out = {"datamodule": datamodule, "random_init": copy.deepcopy(encoder)}
-        if self.word_vectors["epochs"]:
+        if self.word_vectors["epochs"] and not hasattr(encoder, "token_table"):
+            print(f"word vectors: skipped (task.word_vectors.epochs={self.word_vectors['epochs']}): "
+                  f"{type(encoder).__name__} starts from its own token embeddings")
+        elif self.word_vectors["epochs"]:
             self.init_word_vectors(encoder, datamodule, cfg.seed)
             out["word2vec_init"] = copy.deepcopy(encoder)
         if datamodule.mine_negatives == "model":  # the encoder as training starts (after the word vectors)
