@@ -142,6 +142,18 @@ class PerItemLoss(CosineLoss):
         return 1 - nn.functional.cosine_similarity(z1, z2)
 
 
+class MeanTokens(nn.Module):
+    """A user's text encoder: the mean of its token vectors over real tokens (0 pads)."""
+
+    def __init__(self, vocab_size: int, dim: int = 16) -> None:
+        super().__init__()
+        self.table = nn.Embedding(vocab_size, dim, padding_idx=0)
+
+    def forward(self, ids):
+        mask = (ids > 0).unsqueeze(-1).float()
+        return (self.table(ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 class NotAModule:
     pass
 '''
@@ -180,6 +192,23 @@ def test_a_users_encoder_and_loss_from_a_module_on_the_path_train(tmp_path, user
     assert torch.load(tmp_path / "enc.pt").keys() == model.encoder.state_dict().keys()
 
 
+def test_a_users_text_encoder_and_loss_train_on_text_pairs(tmp_path, user_module):
+    lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(30)]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    # the user's loss takes no `ids`: the dual encoder passes only what its forward names
+    _, objects = train(make_cfg(tmp_path / "run", [
+        "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.extra_texts=[]", "data.batch_size=8",
+        "data.vocab_size=4096", "encoder=custom", "encoder._target_=my_module.MeanTokens", "+encoder.vocab_size=4096",
+        "objective=custom", "objective._target_=my_module.CosineLoss", "trainer.max_epochs=1", "evaluate=false"],
+        fast=False))
+    before = objects["random_init"].table.weight
+    assert objects["trainer"].global_step == 3 and not torch.equal(objects["model"].encoder.table.weight, before)
+    with pytest.raises(ValueError, match=r"encoder: TinyNet failed on token ids \[2, L\] \(0 pads\)"):
+        train(make_cfg(tmp_path / "run2", ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}",
+                                           "data.extra_texts=[]", "data.batch_size=8", "encoder=custom",
+                                           "encoder._target_=my_module.TinyNet"], fast=False))
+
+
 def test_a_factory_function_is_an_encoder_and_its_width_is_read_from_one_call(tmp_path):
     objects = build(make_cfg(tmp_path / "run", [*FOLDER, f"data.root={_folder(tmp_path)}", "encoder=custom",
                                                 "encoder._target_=torchvision.models.resnet18"]))
@@ -188,11 +217,10 @@ def test_a_factory_function_is_an_encoder_and_its_width_is_read_from_one_call(tm
 
 @pytest.mark.parametrize(("override", "said"), [
     (["encoder._target_=my_module.FeatureMap"],
-     (r"encoder: FeatureMap returned \[2, 8, 15, 15\] for images \[2, 3, 32, 32\]; an image encoder must "
-      r"return \[B, D\]")),
+     (r"encoder: FeatureMap returned \[2, 8, 15, 15\] for images of the data's shape \[2, 3, 32, 32\]; an "
+      r"encoder must return \[B, D\]")),
     (["encoder._target_=my_module.TinyNet", "objective=custom", "objective._target_=my_module.PerItemLoss"],
-     (r"objective: PerItemLoss returned \[4\] for two views' projections \[4, 128\]; an objective must return "
-      r"a scalar tensor")),
+     r"objective: PerItemLoss returned \[4\] for two \[4, 128\] embeddings; an objective must return a scalar"),
     (["encoder._target_=my_module.NotAModule"], r"encoder: my_module.NotAModule is not a torch.nn.Module"),
     ([], r"encoder=custom needs encoder._target_=<module>.<Class> \(an nn.Module importable here"),
 ])

@@ -115,12 +115,16 @@ class ContrastiveModule(pl.LightningModule):
         with torch.autocast(q.device.type, enabled=False):
             loss = sum(self.objective(a.float(), b.float(), **_float(extra), **with_labels)
                        for a, b, extra in terms) / len(terms)
+        if self.negatives is not None and store:
+            self._store_keys(k, index)
+        return self._scalar(loss)
+
+    def _scalar(self, loss: Any) -> torch.Tensor:
+        """`loss`, if the objective kept its contract (a scalar tensor); else an error naming the slot."""
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(f"objective: {type(self.objective).__qualname__} returned {got}; an objective must "
                              "return a scalar tensor (reduce over the batch, e.g. .mean())")
-        if self.negatives is not None and store:
-            self._store_keys(k, index)
         return loss
 
     def _store_keys(self, keys: torch.Tensor, index: torch.Tensor | None) -> None:

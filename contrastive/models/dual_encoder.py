@@ -28,15 +28,16 @@ class DualEncoder(ContrastiveModule):
     def _loss(self, batch: Any, stage: str) -> torch.Tensor:
         a, p = self.embed(batch["anchor"]), self.embed(batch["positive"], "positive")
         negs = batch.get("negatives")
+        ids = {"ids": batch["ids"]} if "ids" in self.objective_keywords else {}  # a user's loss may not take them
         if negs is None:
-            return self.objective(a, p, ids=batch["ids"])
+            return self._scalar(self.objective(a, p, **ids))
         if "extra_negatives" not in self.objective_keywords:
             raise ValueError(f"the pairs file has a negative column (hard negatives), which "
                              f"{type(self.objective).__name__} does not score; use objective=clip|infonce, or a "
                              "file without negatives")
         hard = self.embed(negs.flatten(0, 1), "positive")  # [B*K, d]
         # every anchor against every positive and every hard negative of the batch
-        return self.objective(a, p, ids=batch["ids"], extra_negatives=hard)
+        return self._scalar(self.objective(a, p, **ids, extra_negatives=hard))
 
     def _batch_size(self, batch: Any) -> int:
         return int(batch["anchor"].shape[0])

@@ -39,6 +39,7 @@ from contrastive.tasks.base import (
     option_class,
     options,
 )
+from contrastive.tasks.contracts import probe_encoder, probe_objective
 
 
 class ImageTask(Task):
@@ -83,7 +84,8 @@ class ImageTask(Task):
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         datamodule = hydra.utils.instantiate(cfg.data)
         encoder = hydra.utils.instantiate(cfg.encoder)
-        out_dim = probe_encoder(encoder, datamodule.channels, datamodule.size)
+        shape = [2, datamodule.channels, datamodule.size, datamodule.size]
+        out_dim = probe_encoder(encoder, torch.zeros(shape), f"images of the data's shape {shape}")
         random_init = copy.deepcopy(encoder)
         projector = hydra.utils.instantiate(cfg.projector, in_dim=out_dim)
         negatives = None
@@ -130,50 +132,3 @@ class ImageTask(Task):
         if bad:
             print(f"\n{len(bad)} unreadable image(s) were skipped and replaced, e.g. {bad[:3]}")
         return {"bad_images": len(bad), "bad_image_examples": bad[:10]}
-
-
-def probe_encoder(encoder: torch.nn.Module, channels: int, size: int) -> int:
-    """The encoder's output width D, from one call on zeros `[2, channels, size, size]` (the data's images) in
-    eval mode without gradients; an error naming the slot, what it got and what it needs otherwise."""
-    if not isinstance(encoder, torch.nn.Module):
-        raise TypeError(f"encoder: its _target_ built a {type(encoder).__name__}, not a torch.nn.Module")
-    name, was = type(encoder).__qualname__, encoder.training
-    shape = [2, channels, size, size]
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            out = encoder(torch.zeros(shape))
-    except Exception as e:
-        raise ValueError(f"encoder: {name} failed on a batch of the data's images {shape} ({type(e).__name__}: "
-                         f"{e}); an image encoder maps [B, C, H, W] to [B, D]") from e
-    finally:
-        encoder.train(was)
-    got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
-        raise ValueError(f"encoder: {name} returned {got} for images {shape}; an image encoder must return [B, D] "
-                         "= [2, D] here (pool and flatten its feature map)")
-    declared = getattr(encoder, "out_dim", None)
-    if declared is not None and declared != out.shape[1]:
-        raise ValueError(f"encoder: {name}.out_dim={declared}, but it returned {got} for images {shape}")
-    return int(out.shape[1])
-
-
-def probe_objective(objective: torch.nn.Module, dim: int) -> None:
-    """Call a user's objective once on two random views' projections `[4, dim]` (and labels, if its forward
-    takes them), leaving the global RNG as it was; an error naming the slot unless it returns a scalar."""
-    name = type(objective).__qualname__
-    if not isinstance(objective, torch.nn.Module):
-        raise TypeError(f"objective: its _target_ built a {type(objective).__name__}, not a torch.nn.Module")
-    g = torch.Generator().manual_seed(0)
-    z1, z2 = torch.randn(4, dim, generator=g), torch.randn(4, dim, generator=g)
-    labels = {"labels": torch.tensor([0, 1, 0, 1])} if "labels" in accepted_keywords(type(objective)) else {}
-    with torch.random.fork_rng(devices=[]):
-        try:
-            loss = objective(z1, z2, **labels)
-        except Exception as e:
-            raise ValueError(f"objective: {name} failed on two views' projections [4, {dim}] ({type(e).__name__}: "
-                             f"{e}); an image objective is called as loss(z1, z2) and returns a scalar") from e
-    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-        got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"objective: {name} returned {got} for two views' projections [4, {dim}]; an objective "
-                         "must return a scalar tensor (reduce over the batch, e.g. .mean())")

@@ -18,7 +18,8 @@ from contrastive.encoders.hf_text import HFTextEncoder
 from contrastive.encoders.text import init_tokens
 from contrastive.losses import DCL, Debiased, InfoNCE, SigmoidLoss
 from contrastive.models import DualEncoder
-from contrastive.tasks.base import Task
+from contrastive.tasks.base import Task, group_class, is_project_class
+from contrastive.tasks.contracts import probe_encoder, probe_objective
 from contrastive.word2vec.pretrain import train_word_vectors
 
 
@@ -44,6 +45,7 @@ class TextPairsTask(Task):
         "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText, HFTextEncoder),
         "objective": (InfoNCE, DCL, Debiased, SigmoidLoss),
         "model": (DualEncoder,), "optimizer": (object,)}
+    open_slots: ClassVar[tuple[str, ...]] = ("encoder", "objective")
 
     def __init__(self, word_vectors: dict[str, int] | None = None) -> None:
         opts = {"epochs": 0, "window": 5, "negatives": 5, "min_count": 2, **(word_vectors or {})}
@@ -66,7 +68,7 @@ class TextPairsTask(Task):
                              f"data.stream keeps token ids only ({cfg.data.path}); set task.word_vectors.epochs=0 "
                              "or data.stream=false")
         own = None  # an encoder that brings its tokenizer (a Hugging Face model) tokenizes the pairs itself
-        if getattr(hydra.utils.get_class(cfg.encoder._target_), "brings_tokenizer", False):
+        if getattr(group_class(cfg, "encoder"), "brings_tokenizer", False):
             own = hydra.utils.instantiate(cfg.encoder)
             datamodule.tokenizer = own.tokens
             print(f"tokenizer: {type(own).__name__}'s own ({cfg.encoder.path}), in place of data.tokenizer")
@@ -75,9 +77,13 @@ class TextPairsTask(Task):
             raise ValueError(f"no held-out pairs to measure retrieval on: data.heldout_fraction="
                              f"{datamodule.heldout_fraction} holds none out (beside {len(datamodule.train_pairs)} "
                              "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
-        weighs_tokens = issubclass(hydra.utils.get_class(cfg.encoder._target_), BagOfTokens)
+        made = group_class(cfg, "encoder")  # None for a factory function
+        weighs_tokens = made is not None and issubclass(made, BagOfTokens)
         # the bag of tokens weighs each token by its IDF over the training texts
         encoder = own or hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
+        width = getattr(encoder, "out_dim", None)
+        if made is None or not is_project_class(made):
+            width = probe_encoder(encoder, datamodule.pad(["a short text", "and another"]), "token ids [2, L] (0 pads)")
         out = {"datamodule": datamodule, "random_init": copy.deepcopy(encoder)}
         if self.word_vectors["epochs"] and not hasattr(encoder, "token_table"):
             print(f"word vectors: skipped (task.word_vectors.epochs={self.word_vectors['epochs']}): "
@@ -89,8 +95,11 @@ class TextPairsTask(Task):
             from contrastive.embed import embed_texts
             frozen = copy.deepcopy(encoder).eval()  # eval mode for mining; the encoder itself trains on
             datamodule.add_mined(lambda texts, side: embed_texts(frozen, datamodule, texts))
-        out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=hydra.utils.instantiate(
-            cfg.objective), optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
+        objective = hydra.utils.instantiate(cfg.objective)
+        if not is_project_class(type(objective)):
+            probe_objective(objective, int(width))
+        out["model"] = hydra.utils.instantiate(cfg.model, encoder=encoder, objective=objective,
+                                               optimizer=hydra.utils.instantiate(cfg.optimizer), guard=cfg.guard)
         return out
 
     def init_word_vectors(self, encoder: torch.nn.Module, dm: TextPairDataModule, seed: int) -> None:
