@@ -86,7 +86,22 @@ def test_one_channel_images_see_summed_rgb_filters(tmp_path):
         assert torch.allclose(gray(x), rgb(x.expand(-1, 3, -1, -1)), atol=1e-5)
 
 
-def test_backbone_options_are_checked_with_the_valid_values(tmp_path):
+def test_torchvision_weights_by_name_come_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # torch.hub.get_dir() is $TORCH_HOME/hub
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    cached = tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    torch.manual_seed(5)
+    source = torchvision.models.resnet18()
+    torch.save(source.state_dict(), cached)  # stands in for the downloaded file
+    source.fc = nn.Identity()
+    for name in ("IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"):
+        with torch.no_grad():
+            assert torch.allclose(TorchvisionEncoder("resnet18", weights=name).eval()(_x()), source.eval()(_x()))
+
+
+def test_backbone_options_are_checked_with_the_valid_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     with pytest.raises(ValueError, match=r"encoder.name='resnet51' is not a torchvision classification model; "
                                          r"valid: .*alexnet"):
         TorchvisionEncoder("resnet51")
