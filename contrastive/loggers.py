@@ -73,6 +73,12 @@ class WandbRun(WandbLogger):
         super().__init__(name=name or os.path.basename(run_dir), save_dir=run_dir, project=project,
                          offline=offline, version=_run_id(os.path.join(run_dir, "wandb"), ".run_id"), **kwargs)
 
+    def finish(self) -> None:
+        """End the W&B run once the evaluation is logged: its files are complete when training returns."""
+        if self._experiment is not None:
+            self._experiment.finish()
+            self._experiment = None
+
 
 class MLflowRun(MLFlowLogger):
     """Lightning's MLFlowLogger (pip install mlflow) writing to a local SQLite store, `<save_dir>/mlflow.db`

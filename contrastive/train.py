@@ -151,6 +151,8 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("evaluate", True) and trainer.is_global_zero:
         with stop_after_training(cfg.output_dir):
             metrics.update(objects["task"].evaluate(cfg, objects, trainer))
+    for logger in trainer.loggers:  # loggers that hold a run open (W&B) close it after the evaluation's numbers
+        getattr(logger, "finish", lambda: None)()
     objects["trainer"] = trainer
     return metrics, objects
 

@@ -247,3 +247,27 @@ def test_separable_blur_equals_torchvision_blur(shape, k):
         assert (got.int() - want.int()).abs().max() <= 1  # uint8 rounding of the same float result
         xf = x.float() / 255
         assert torch.allclose(ours(xf), TF.gaussian_blur(xf, [k, k], [sigma, sigma]), atol=1e-5)
+
+
+def test_image_folders_get_the_raw_pixel_rows_from_a_seeded_sample_of_one_pass(tmp_path, monkeypatch):
+    from contrastive.eval import report
+    from contrastive.tasks.image import verdict
+    write_images(tmp_path / "a", 20)
+    write_images(tmp_path / "b", 20, seed=1)
+    dm = ImageFolderDataModule(root=str(tmp_path), size=8, batch_size=4, num_workers=0)
+    dm.setup("fit")
+    dm.setup("test")
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    monkeypatch.setattr(report, "RAW_SAMPLE", 7)
+    metrics, feats = report.evaluate_encoders({"trained": net}, dm)
+    assert {"knn_top1/raw_pixels", "knn10_top1/raw_pixels", "linear_top1/raw_pixels"} <= set(metrics)
+    train_x, train_y, test_x, _ = feats["raw_pixels"]
+    images = torch.cat([x for x, _ in dm.eval_loaders()[0]]).flatten(1)
+    assert train_x.shape == (7, 3 * 8 * 8) and len(test_x) == len(feats["trained"][2])
+    # the sample is rows of the evaluation images, the same ones on every call
+    assert all(bool((images == row).all(1).any()) for row in train_x)
+    assert torch.equal(report.evaluate_encoders({"trained": net}, dm)[1]["raw_pixels"][0], train_x)
+    assert set(train_y.tolist()) <= {0, 1}
+    said = verdict({"knn_top1/trained": 0.90, "knn_top1/raw_pixels": 0.94, "knn10_top1/trained": 0.8,
+                    "knn10_top1/raw_pixels": 0.7})
+    assert said.startswith("WARNING: the trained encoder loses to raw pixels (knn_top1 0.9000 < 0.9400)")

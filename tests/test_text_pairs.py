@@ -253,7 +253,8 @@ def test_word_vectors_start_a_transformer_and_need_a_token_table(tmp_path):
     table = objects["word2vec_init"].token_table
     assert table[objects["datamodule"].tokenizer.token_id("topic")].abs().sum() > 0 and table[0].abs().sum() == 0
     with pytest.raises(ValueError, match=r"encoder: DigitsCNN does not fit task=text_pairs; choose one of "
-                                         r"\['bag_of_tokens', 'transformer_text'\]"):
+                                         r"\['bag_of_tokens', 'hf_text', 'transformer_text'\], or your own: "
+                                         r"encoder=custom encoder._target_=\.\.\."):
         train(make_cfg(tmp_path / "c", args + ["encoder=digits_cnn"], fast=False))
 
 

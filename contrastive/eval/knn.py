@@ -21,12 +21,16 @@ def embed(encoder: nn.Module, loader: DataLoader, device: torch.device | str = "
     encoder.train(was_training)
     if not feats:
         raise ValueError("no images to embed: the split is empty")
-    out = torch.cat(feats)
+    return finite_features(torch.cat(feats)), torch.cat(labels)
+
+
+def finite_features(out: torch.Tensor) -> torch.Tensor:
+    """`out` `[N, D]`, or an error counting the rows that are not finite."""
     bad = int((~torch.isfinite(out)).any(1).sum())
     if bad:
         raise ValueError(f"{bad} of {out.shape[0]} feature vectors are not finite (NaN or inf): the encoder's "
                          "weights or BatchNorm statistics hold non-finite values; evaluate an earlier checkpoint")
-    return out, torch.cat(labels)
+    return out
 
 
 @torch.no_grad()

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from contrastive.eval.knn import embed, knn_accuracy, low_label_knn
+from contrastive.eval.knn import embed, finite_features, knn_accuracy, low_label_knn
 from contrastive.eval.linear import linear_probe_accuracy
 
 RAW_PIXEL_LIMIT = 2 ** 28  # raw training values (1 GiB of float32); CIFAR-10's 50,000 x 3,072 fit
+RAW_SAMPLE = 20_000  # training images whose raw pixels a decoded data set keeps for the baseline
 
 
 def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) -> dict[str, float]:
@@ -35,17 +36,55 @@ def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) ->
     return out
 
 
+@torch.no_grad()
+def embed_with_pixels(encoders: dict[str, nn.Module], loader: Any, device: str | torch.device,
+                      most: int | None, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """`{name: (features [N, D], labels [N])}` for each encoder and `raw_pixels` (the loader's images
+    flattened: at most `most` of them, a seeded sample, on the CPU), from one pass over `loader`."""
+    n = len(loader.dataset)
+    keep = None
+    was = {name: enc.training for name, enc in encoders.items()}
+    parts: dict[str, list] = {name: [] for name in [*encoders, "raw_pixels"]}
+    labels, pixel_labels, start = [], [], 0
+    for x, y in loader:
+        if keep is None:  # the sample's size: at most `most` images and RAW_PIXEL_LIMIT values
+            cap = min(n if most is None else most, RAW_PIXEL_LIMIT // max(1, x[0].numel()))
+            keep = torch.zeros(n, dtype=torch.bool)
+            keep[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap]] = True
+        for name, enc in encoders.items():
+            parts[name].append(enc.eval().to(device)(x.to(device)).float())
+        mine = keep[start:start + len(y)]
+        parts["raw_pixels"].append(x[mine].flatten(1).float())
+        labels.append(y)
+        pixel_labels.append(y[mine])
+        start += len(y)
+    for name, enc in encoders.items():
+        enc.train(was[name])
+    if not labels:
+        raise ValueError("no images to embed: the split is empty")
+    out = {name: (finite_features(torch.cat(parts[name])), torch.cat(labels)) for name in encoders}
+    out["raw_pixels"] = (torch.cat(parts["raw_pixels"]).to(device), torch.cat(pixel_labels))
+    return out
+
+
 def evaluate_encoders(encoders: dict[str, nn.Module], datamodule: Any, seed: int = 0,
                       device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, tuple]]:
     """k-NN metrics on the test split for each encoder and for raw pixels; also returns the features."""
     train_loader, test_loader = datamodule.eval_loaders()
-    feats: dict[str, tuple] = {}
-    for name, enc in encoders.items():
-        feats[name] = (*embed(enc, train_loader, device), *embed(enc, test_loader, device))
     raw = datamodule.raw_features()
-    if raw is None:
-        print("raw-pixel baseline skipped: this data set is not held in memory (it would be decoded again)")
-    elif raw[0].numel() > RAW_PIXEL_LIMIT:
+    feats: dict[str, tuple] = {}
+    if raw is None:  # decoded data (image folders): raw pixels come from the same pass as the features
+        train = embed_with_pixels(encoders, train_loader, device, RAW_SAMPLE, seed)
+        test = embed_with_pixels(encoders, test_loader, device, None, seed)
+        feats = {name: (*train[name], *test[name]) for name in encoders}
+        raw = (*train["raw_pixels"], *test["raw_pixels"])
+        if len(raw[0]) < len(train_loader.dataset):
+            print(f"raw pixels: a seeded sample of {len(raw[0]):,} of the {len(train_loader.dataset):,} training "
+                  "images at the evaluation resolution")
+    for name, enc in encoders.items():
+        if name not in feats:
+            feats[name] = (*embed(enc, train_loader, device), *embed(enc, test_loader, device))
+    if raw[0].numel() > RAW_PIXEL_LIMIT:
         print(f"raw-pixel baseline skipped: {raw[0].numel():,} training values exceed {RAW_PIXEL_LIMIT:,} "
               "(its k-NN would cost more than the rest of the evaluation)")
     else:

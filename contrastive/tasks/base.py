@@ -109,8 +109,9 @@ class Task:
                 continue  # held to the slot's contract when built
             cls = group_class(cfg, group)
             if cls is not None and not issubclass(cls, self.uses[group]):
+                own = f", or your own: {group}=custom {group}._target_=..." if group in self.open_slots else ""
                 raise ValueError(f"{group}: {cls.__name__} does not fit task={self.name}; choose one of "
-                                 f"{options(group, self.uses[group])}")
+                                 f"{options(group, self.uses[group])}{own}")
 
     def build(self, cfg: DictConfig) -> dict[str, Any]:
         raise NotImplementedError

@@ -117,6 +117,7 @@ class ImageTask(Task):
         print("\ntop-1 on the test split (knn: all labels, k=20; knn10: 10 labels per class, mean of 5 draws; linear: "
               "logistic regression on frozen features)")
         print(format_table(metrics))
+        print(verdict(metrics))
         self.report(cfg, trainer, metrics, **self.bad_images(dm))
         plot_embedding(feats["trained"][2], feats["trained"][3], os.path.join(cfg.output_dir, "embedding.png"),
                        "test-split embeddings of the trained encoder (t-SNE)")
@@ -132,3 +133,18 @@ class ImageTask(Task):
         if bad:
             print(f"\n{len(bad)} unreadable image(s) were skipped and replaced, e.g. {bad[:3]}")
         return {"bad_images": len(bad), "bad_image_examples": bad[:10]}
+
+
+def verdict(metrics: dict[str, float]) -> str:
+    """One line: does the trained encoder beat raw pixels on k-NN (all labels and 10 per class), and if not,
+    what usually helps."""
+    lost = [k for k in ("knn_top1", "knn10_top1")
+            if f"{k}/raw_pixels" in metrics and metrics[f"{k}/trained"] < metrics[f"{k}/raw_pixels"]]
+    if "knn_top1/raw_pixels" not in metrics:
+        return "no raw-pixel baseline to compare with (see above)"
+    if not lost:
+        return "the trained encoder beats raw pixels on k-NN with all labels and with 10 per class"
+    gaps = ", ".join(f"{k} {metrics[f'{k}/trained']:.4f} < {metrics[f'{k}/raw_pixels']:.4f}" for k in lost)
+    return (f"WARNING: the trained encoder loses to raw pixels ({gaps}): these features are not yet worth "
+            "using; what usually helps: longer training (trainer.max_epochs), an augmentation recipe suited "
+            "to the images, a larger batch (data.batch_size)")
