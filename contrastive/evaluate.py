@@ -18,6 +18,8 @@ from contrastive.safe_config import load_run_config, trusting
 from contrastive.tasks import ImageTask
 from contrastive.train import build
 
+_MISSING = object()
+
 
 def apply_data_overrides(cfg: DictConfig, overrides: list[str]) -> None:
     """`data.KEY=VALUE` items (a data folder that moved: `data.root=NEW`) set on the run's config; the key must
@@ -29,8 +31,6 @@ def apply_data_overrides(cfg: DictConfig, overrides: list[str]) -> None:
             raise ValueError(f"{item!r}: contrastive-eval takes data.KEY=VALUE for a key of the run's data ({have})")
         OmegaConf.update(cfg, key, yaml.safe_load(value) if value else value)
 
-
-_MISSING = object()
 
 
 def evaluate_run(source: str, checkpoint: str = "last.ckpt", overrides: list[str] | None = None) -> dict[str, Any]:

@@ -58,24 +58,32 @@ def load_encoder(source: str, checkpoint: str = "last.ckpt", with_projector: boo
     head = _part(state, "projector.")
     in_dim = next(v.shape[1] for k, v in head.items() if k.endswith("weight") and v.dim() == 2)
     projector = hydra.utils.instantiate(cfg.projector, in_dim=in_dim)
-    projector.load_state_dict(_part(state, "projector."))
+    projector.load_state_dict(head)
     return nn.Sequential(encoder, projector).eval()
 
 
+# encoders that wrap a library's model: the library, and the attribute holding the model
+LIBRARY_MODELS = ((HFTextEncoder, "transformers", "model."), (TimmEncoder, "timm", "net."),
+                  ((ResNet, TorchvisionEncoder), "torchvision", "net."))
+
+
+def _library(encoder: nn.Module) -> tuple[str, str]:
+    """(whose parameter names the exported weights carry, the prefix that leaves them): ("contrastive", "") for
+    the project's own encoders."""
+    return next(((lib, prefix) for kind, lib, prefix in LIBRARY_MODELS if isinstance(encoder, kind)),
+                ("contrastive", ""))
+
+
 def library_names(encoder: nn.Module) -> str:
-    """Whose parameter names the exported weights carry: torchvision, timm or (the project's own) contrastive."""
-    if isinstance(encoder, HFTextEncoder):
-        return "transformers"
-    return "timm" if isinstance(encoder, TimmEncoder) else \
-        "torchvision" if isinstance(encoder, (ResNet, TorchvisionEncoder)) else "contrastive"
+    """Whose parameter names the exported weights carry: torchvision, timm, transformers or contrastive."""
+    return _library(encoder)[0]
 
 
 def export_state_dict(encoder: nn.Module) -> dict[str, torch.Tensor]:
-    """The encoder's weights alone; a ResNet's or a torchvision or timm backbone's under its library's names
-    (`conv1.weight`, `layer1.0...`)."""
+    """The encoder's weights alone; a wrapped library model's under its library's names (`conv1.weight`,
+    `layer1.0...`)."""
     state = {k: v for k, v in encoder.state_dict().items() if isinstance(v, torch.Tensor)}  # no extra state
-    prefix = {"contrastive": "", "transformers": "model."}.get(library_names(encoder), "net.")
-    return {k: v.detach().contiguous() for k, v in _part(state, prefix).items()}
+    return {k: v.detach().contiguous() for k, v in _part(state, _library(encoder)[1]).items()}
 
 
 def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict[str, str]:

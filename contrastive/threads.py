@@ -137,8 +137,8 @@ def policy_for(cfg: Any) -> list[pl.Callback]:
     devices = cfg.trainer.get("devices", 1)
     processes = devices if isinstance(devices, int) and devices > 0 else 1
     workers = int(cfg.data.get("num_workers", 0) or 0)
-    if processes > available_cores():
-        warnings.warn(f"trainer.devices={processes} processes on {available_cores()} cores: they take turns on a "
-                      "core, and each step waits for the slowest (several times slower than one process); use "
-                      f"trainer.devices<={available_cores()}")
+    cores = available_cores()
+    if processes > cores:
+        warnings.warn(f"trainer.devices={processes} processes on {cores} cores: they take turns on a core, and each "
+                      f"step waits for the slowest (several times slower than one process); use trainer.devices<={cores}")
     return [ThreadPolicy(cfg.get("threads", "auto"), processes, workers, bool(cfg.trainer.get("deterministic")))]

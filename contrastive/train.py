@@ -115,8 +115,8 @@ def make_trainer(cfg: DictConfig, extra: list[pl.Callback] | None = None) -> pl.
         SaveOnSigterm(os.path.join(ckpt_dir, "last.ckpt")),
         *policy_for(cfg),
         *(extra or []),
+        *user_callbacks(cfg),
     ]
-    callbacks += user_callbacks(cfg)
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if loggers:
         callbacks.append(pl.callbacks.LearningRateMonitor("step"))

@@ -44,6 +44,8 @@ def embed_with_pixels(encoders: dict[str, nn.Module], loader: Any, device: str |
     n = len(loader.dataset)
     keep = None
     was = {name: enc.training for name, enc in encoders.items()}
+    for enc in encoders.values():
+        enc.eval().to(device)
     parts: dict[str, list] = {name: [] for name in [*encoders, "raw_pixels"]}
     labels, pixel_labels, start = [], [], 0
     for x, y in loader:
@@ -52,7 +54,7 @@ def embed_with_pixels(encoders: dict[str, nn.Module], loader: Any, device: str |
             keep = torch.zeros(n, dtype=torch.bool)
             keep[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap]] = True
         for name, enc in encoders.items():
-            parts[name].append(enc.eval().to(device)(x.to(device)).float())
+            parts[name].append(enc(x.to(device)).float())
         mine = keep[start:start + len(y)]
         parts["raw_pixels"].append(x[mine].flatten(1).float())
         labels.append(y)

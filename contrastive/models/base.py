@@ -20,6 +20,16 @@ def accepted_keywords(module: nn.Module) -> set[str]:
     return set(inspect.signature(module.forward).parameters)
 
 
+def scalar_loss(loss: Any, name: str, given: str = "") -> torch.Tensor:
+    """`loss` if it is a scalar tensor (an objective's contract); else an error naming objective `name`, what it
+    returned and, when said, what it was `given`."""
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"objective: {name} returned {got}{given}; an objective must return a scalar tensor "
+                         "(reduce over the batch, e.g. .mean())")
+    return loss
+
+
 def _float(tensors: dict[str, Any]) -> dict[str, Any]:
     """The floating-point tensors among `tensors` in float32, the rest as they are."""
     return {n: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for n, v in tensors.items()}
@@ -121,11 +131,7 @@ class ContrastiveModule(pl.LightningModule):
 
     def _scalar(self, loss: Any) -> torch.Tensor:
         """`loss`, if the objective kept its contract (a scalar tensor); else an error naming the slot."""
-        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise ValueError(f"objective: {type(self.objective).__qualname__} returned {got}; an objective must "
-                             "return a scalar tensor (reduce over the batch, e.g. .mean())")
-        return loss
+        return scalar_loss(loss, type(self.objective).__qualname__)
 
     def _store_keys(self, keys: torch.Tensor, index: torch.Tensor | None) -> None:
         """Hold `keys` for the negative source until the optimizer step: a skipped step stores nothing."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from contrastive.models.base import accepted_keywords
+from contrastive.models.base import accepted_keywords, scalar_loss
 
 
 def probe_encoder(encoder: torch.nn.Module, batch: torch.Tensor, what: str) -> int:
@@ -50,7 +50,4 @@ def probe_objective(objective: torch.nn.Module, dim: int) -> None:
             raise ValueError(f"objective: {name} failed on two [4, {dim}] embeddings ({type(e).__name__}: {e}); an "
                              "objective is called as loss(a, b) (plus labels= or ids= if its forward names them) "
                              "and returns a scalar") from e
-    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-        got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"objective: {name} returned {got} for two [4, {dim}] embeddings; an objective must "
-                         "return a scalar tensor (reduce over the batch, e.g. .mean())")
+    scalar_loss(loss, name, f" for two [4, {dim}] embeddings")

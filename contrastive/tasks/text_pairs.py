@@ -67,8 +67,9 @@ class TextPairsTask(Task):
             raise ValueError(f"task.word_vectors.epochs={self.word_vectors['epochs']} trains on the texts, but "
                              f"data.stream keeps token ids only ({cfg.data.path}); set task.word_vectors.epochs=0 "
                              "or data.stream=false")
+        made = group_class(cfg, "encoder")  # None for a factory function
         own = None  # an encoder that brings its tokenizer (a Hugging Face model) tokenizes the pairs itself
-        if getattr(group_class(cfg, "encoder"), "brings_tokenizer", False):
+        if getattr(made, "brings_tokenizer", False):
             own = hydra.utils.instantiate(cfg.encoder)
             datamodule.tokenizer = own.tokens
             print(f"tokenizer: {type(own).__name__}'s own ({cfg.encoder.path}), in place of data.tokenizer")
@@ -77,7 +78,6 @@ class TextPairsTask(Task):
             raise ValueError(f"no held-out pairs to measure retrieval on: data.heldout_fraction="
                              f"{datamodule.heldout_fraction} holds none out (beside {len(datamodule.train_pairs)} "
                              "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
-        made = group_class(cfg, "encoder")  # None for a factory function
         weighs_tokens = made is not None and issubclass(made, BagOfTokens)
         # the bag of tokens weighs each token by its IDF over the training texts
         encoder = own or hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
