@@ -2,8 +2,6 @@
 names what would be valid, before anything runs."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from importlib import resources
 
 import pytest
@@ -13,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from contrastive.train import build
-from tests.conftest import make_cfg, tiny_bert
+from tests.conftest import make_cfg, run_console, tiny_bert
 
 CONF = resources.files("contrastive.conf")
 GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and not d.name.startswith("_"))
@@ -89,8 +87,7 @@ def test_option_composes_and_instantiates(tmp_path, group, option):
 
 @pytest.mark.slow
 def test_cli_prints_a_composed_job(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "contrastive.train", "negatives=memory_bank", "--cfg", "job"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    r = run_console(["negatives=memory_bank", "--cfg", "job"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert OmegaConf.create(r.stdout).negatives._target_ == "contrastive.samplers.MemoryBank"
 

@@ -67,10 +67,10 @@ def test_online_monitors_log_each_validation_and_match_the_final_encoder(tmp_pat
 
 @pytest.mark.slow
 def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
-    from tests.conftest import FAST, run_cli
+    from tests.conftest import FAST, run_console
     sweep = tmp_path / "sweep"
-    r = run_cli(["-m", "objective.temperature=0.2,0.5", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
-                cwd=tmp_path)
+    r = run_console(["-m", "objective.temperature=0.2,0.5", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
+                    cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     table = (sweep / "sweep.md").read_text().splitlines()
     assert table[0].startswith("| job | overrides | `knn_top1/trained` |") and len(table) == 4
@@ -90,11 +90,11 @@ def test_monitors_do_not_change_what_is_trained(tmp_path):
 
 @pytest.mark.slow
 def test_optuna_searches_on_the_optimized_metric(tmp_path):
-    from tests.conftest import FAST, run_cli
+    from tests.conftest import FAST, run_console
     sweep = tmp_path / "optuna"
-    r = run_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=maximize",
-                 "objective.temperature=interval(0.1,0.5)", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
-                cwd=tmp_path)
+    r = run_console(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=maximize",
+                     "objective.temperature=interval(0.1,0.5)", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
+                    cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     values = [float(line.split("|")[3]) for line in (sweep / "sweep.md").read_text().splitlines()[2:]]
     best = float(next(line for line in (r.stdout + r.stderr).splitlines() if "Best value:" in line).split()[-1])

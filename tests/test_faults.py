@@ -19,7 +19,7 @@ from contrastive.eval.knn import embed
 from contrastive.models import SimCLR
 from contrastive.safe_config import load_run_config
 from contrastive.train import train
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, run_console
 from tests.test_data import write_image_folder
 
 
@@ -261,15 +261,12 @@ def test_pairs_that_are_all_duplicates_are_warned_about(tmp_path):
 
 def test_binary_garbage_corpus_is_warned_about_and_eval_json_stays_valid(tmp_path):
     import json
-    import subprocess
-    import sys
     corpus = tmp_path / "garbage.bin"
     corpus.write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
     run = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "contrastive.train", "experiment=word2vec_wiki", "data=text_file",
-                        f"data.corpus={corpus}", f"hydra.run.dir={run}", "trainer.max_epochs=1", "logger=none",
-                        "trainer.enable_progress_bar=false"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300, check=False, env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
+    r = run_console(["experiment=word2vec_wiki", "data=text_file", f"data.corpus={corpus}", f"hydra.run.dir={run}",
+                     "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false"], tmp_path,
+                    show_warnings=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "does not look like UTF-8 text" in r.stderr and "re-save it as UTF-8" in r.stderr
     assert "word pairs of wordsim353.tsv are in the vocabulary" in r.stderr
@@ -279,10 +276,9 @@ def test_binary_garbage_corpus_is_warned_about_and_eval_json_stays_valid(tmp_pat
 
 
 def test_a_run_directory_where_the_log_cannot_be_written_is_named(tmp_path):
-    from tests.conftest import run_cli
     run = tmp_path / "run"
     (run / "train.log").mkdir(parents=True)  # unwritable even for root, unlike a chmod
-    r = run_cli([f"hydra.run.dir={run}"], cwd=tmp_path)
+    r = run_console([f"hydra.run.dir={run}"], cwd=tmp_path)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == (
         f"cannot write the run's log file {run}/train.log (Is a directory) in the run directory {run}; pick a "

@@ -145,11 +145,11 @@ def test_unlabelled_folder_trains_and_skips_label_evaluation(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_an_unlabelled_folder_run_exits_0_through_the_console_entry_point(tmp_path):
-    from tests.conftest import FAST, run_cli
+    from tests.conftest import FAST, run_console
     write_images(tmp_path / "img", 40)
-    r = run_cli([*FAST, "data=image_folder", "encoder.in_channels=3", f"data.root={tmp_path / 'img'}", "data.size=8",
-                 "data.batch_size=8", "data.num_workers=0", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
-                cwd=tmp_path)
+    r = run_console([*FAST, "data=image_folder", "encoder.in_channels=3", f"data.root={tmp_path / 'img'}",
+                     "data.size=8", "data.batch_size=8", "data.num_workers=0", "logger=none",
+                     f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "no knn_top1/trained for a sweep to compare: the evaluation skipped it" in r.stdout
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

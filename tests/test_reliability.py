@@ -15,7 +15,7 @@ import torch
 from contrastive.losses import NTXent
 from contrastive.reliability import AtomicCheckpointIO
 from contrastive.train import train
-from tests.conftest import make_cfg, run_cli
+from tests.conftest import make_cfg, run_console
 
 RUN = ["trainer.max_epochs=3", "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
        "trainer.check_val_every_n_epoch=1", "data.batch_size=128", "checkpoint_every_n_steps=1",
@@ -34,12 +34,45 @@ def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
     return ckpt["state_dict"]
 
 
+_UNINTERRUPTED: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def _uninterrupted(tmp_path_factory: pytest.TempPathFactory, extra: list[str]) -> dict[str, torch.Tensor]:
+    """The final weights of the run trained without a stop (once per configuration; how often it checkpoints
+    does not change what it trains)."""
+    key = " ".join(extra)
+    if key not in _UNINTERRUPTED:
+        run = tmp_path_factory.mktemp("uninterrupted")
+        r = run_console([*RUN, f"hydra.run.dir={run}", *extra], run)
+        assert r.returncode == 0, r.stderr[-2000:]
+        _UNINTERRUPTED[key] = _final_state(run)
+    return _UNINTERRUPTED[key]
+
+
+def _resume_and_compare(run: Path, extra: list[str], saved_step: int, reference: dict[str, torch.Tensor]) -> None:
+    """Continue the stopped run in `run`: it must train only the steps after `saved_step` (it logs each one; a
+    seeded restart from step 0 would end with the same weights) and end where the uninterrupted run ended."""
+    resumed = run_console([*RUN, f"hydra.run.dir={run}", *extra, "logger=default", "trainer.log_every_n_steps=1"],
+                          run.parent)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with open(run / "logs" / "metrics.csv", newline="") as f:
+        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")})
+    assert steps == list(range(saved_step, 15)), f"saved at step {saved_step}, resumed run trained {steps}"
+    stale = [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("last-v")]
+    assert not stale, f"the resume left a second, stale copy of last.ckpt: {stale}"
+    final = _final_state(run)
+    assert final.keys() == reference.keys()
+    worst = max(float((reference[k].double() - final[k].double()).abs().max())
+                for k in final if final[k].is_floating_point())
+    assert worst <= 1e-6, f"resumed run differs by {worst} (stopped at step {saved_step})"
+
+
 @pytest.mark.parametrize("extra", [[], ["experiment=moco_digits", "num_negatives=300"],
                                    ["experiment=word2vec_wiki", "data=lee", "model.dim=32"]],
                          ids=["simclr", "moco", "word2vec"])
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
-    full = _launch(tmp_path / "full", extra)
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, tmp_path_factory, extra):
+    reference = _uninterrupted(tmp_path_factory, extra)
     victim = _launch(tmp_path / "killed", extra)
     ckpts = tmp_path / "killed" / "checkpoints"
     deadline = time.time() + 240
@@ -55,27 +88,14 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, extra):
     assert killed_after is not None and victim.returncode == -signal.SIGKILL, "the run ended before the kill"
     saved_step = torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"]
     assert saved_step < 15
-    # the relaunched run logs every step it trains (the killed one logged nothing): it must start at the
-    # checkpoint's step and run only the rest; a seeded restart from step 0 would end with the same weights
-    resumed = _launch(tmp_path / "killed", extra + ["resume=true", "logger=default", "trainer.log_every_n_steps=1"])
-    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()[-2000:]
-    with open(tmp_path / "killed" / "logs" / "metrics.csv", newline="") as f:
-        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")})
-    assert steps == list(range(saved_step, 15)), f"resumed at step {saved_step}, trained steps {steps}"
-    stale = [p.name for p in ckpts.iterdir() if p.name.startswith("last-v")]
-    assert not stale, f"the resume left a second, stale copy of last.ckpt: {stale}"
-    assert full.wait(timeout=240) == 0, full.stderr.read()[-2000:]
-    a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "killed")
-    assert a.keys() == b.keys()
-    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
-    assert worst <= 1e-6, f"resumed run differs by {worst} (killed after step {killed_after})"
+    _resume_and_compare(tmp_path / "killed", [*extra, "resume=true"], saved_step, reference)
 
 
 @pytest.mark.slow
-def test_sigterm_saves_the_current_step_and_resume_auto_continues_exactly(tmp_path):
+def test_sigterm_saves_the_current_step_and_resume_auto_continues_exactly(tmp_path, tmp_path_factory):
     run = tmp_path / "run"
     no_periodic = ["checkpoint_every_n_steps=1000"]  # last.ckpt only at epoch ends, or by SIGTERM
-    full = _launch(tmp_path / "full", no_periodic)
+    reference = _uninterrupted(tmp_path_factory, [])
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     # resume=auto on a directory without a checkpoint starts training
     victim = subprocess.Popen([sys.executable, "-m", "contrastive.train", *RUN, *no_periodic, f"hydra.run.dir={run}",
@@ -92,15 +112,7 @@ def test_sigterm_saves_the_current_step_and_resume_auto_continues_exactly(tmp_pa
     saved_step = torch.load(last, weights_only=True)["global_step"]
     # mid-epoch 2 as a rule; at epoch 1's end when the signal lands while Lightning is finishing that epoch
     assert f"SIGTERM: saved step {saved_step} to {last}" in out and 5 <= saved_step < 15, out[-2000:]
-    resumed = _launch(run, [*no_periodic, "resume=auto", "logger=default", "trainer.log_every_n_steps=1"])
-    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()[-2000:]
-    with open(run / "logs" / "metrics.csv", newline="") as f:
-        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")})
-    assert steps == list(range(saved_step, 15)), f"saved at step {saved_step}, resumed run trained {steps}"
-    assert full.wait(timeout=240) == 0, full.stderr.read()[-2000:]
-    a, b = _final_state(tmp_path / "full"), _final_state(run)
-    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
-    assert worst <= 1e-6, f"resumed run differs by {worst} (SIGTERM at step {saved_step})"
+    _resume_and_compare(run, [*no_periodic, "resume=auto"], saved_step, reference)
 
 
 @pytest.mark.slow
@@ -131,8 +143,8 @@ def test_sigusr1_in_a_slurm_job_saves_the_step_and_requeues(tmp_path):
 
 
 def test_run_name_gives_a_stable_directory(tmp_path):
-    r = run_cli(["run_name=my-run", "trainer.max_steps=1", "trainer.limit_val_batches=0", "evaluate=false",
-                 "logger=none", "trainer.enable_progress_bar=false"], tmp_path)
+    r = run_console(["run_name=my-run", "trainer.max_steps=1", "trainer.limit_val_batches=0", "evaluate=false",
+                     "logger=none", "trainer.enable_progress_bar=false"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "outputs" / "my-run" / "checkpoints" / "last.ckpt").is_file()
     assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["my-run"]
