@@ -11,19 +11,17 @@ import torch
 from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from contrastive.logfile import console_to_log_file
-from contrastive.reliability import (
+from contrastive.runtime.checkpoints import (
     AtomicCheckpointIO,
-    RNGStateCallback,
-    SaveOnSigterm,
     check_checkpoint_matches,
-    quiet_exact_resume,
     run_dir_lock,
-    stop_after_training,
     warn_if_lr_changed,
 )
-from contrastive.sweep import optimized_metric
-from contrastive.threads import policy_for
+from contrastive.runtime.logfile import console_to_log_file
+from contrastive.runtime.preemption import SaveOnSigterm, stop_after_training
+from contrastive.runtime.rng import RNGStateCallback, quiet_exact_resume
+from contrastive.runtime.sweep import optimized_metric
+from contrastive.runtime.threads import policy_for
 
 
 def check_output_dir(path: str) -> None:

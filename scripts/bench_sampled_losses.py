@@ -2,7 +2,7 @@
 for the full softmax) of NCELoss, SampledSoftmaxLoss and full softmax cross-entropy at batch 1024, dim 128, 64 samples, for vocabularies 1e4, 1e5, 1e6; TensorFlow's nce_loss in
 the same run when `--tf-python` names a python that has TensorFlow (a throwaway venv). Peak memory from the
 allocator (GPU) or the growth of the process's max RSS (CPU; it never shrinks, so later rows can read 0).
-On CPU, NCELoss also under `threads=adaptive` (contrastive.threads.ThreadTuner around each step; 80 warm-up
+On CPU, NCELoss also under `threads=adaptive` (contrastive.runtime.threads.ThreadTuner around each step; 80 warm-up
 steps let it settle, then 4x the repeats, its probes of other thread counts included). `--busy` keeps one core busy with a spinning process during every measurement, ours and
 TensorFlow's: a neighbour on a shared machine.
 
@@ -23,7 +23,7 @@ from timing import timed  # scripts/timing.py
 
 from contrastive.losses import NCELoss, SampledSoftmaxLoss
 from contrastive.optim import SparseSGD
-from contrastive.threads import ThreadTuner, available_cores
+from contrastive.runtime.threads import ThreadTuner, available_cores
 
 
 def torch_step(kind: str, vocab: int, a, device: torch.device):

@@ -107,7 +107,7 @@ def peak_rss_gib() -> float:
 
 
 def embed_child(run_dir: str, texts: str, out: str) -> None:
-    from contrastive.embed import embed_text_file
+    from contrastive.cli.embed import embed_text_file
     t = time.perf_counter()
     n, lexical = embed_text_file(run_dir, texts, out, progress=False)
     dt = time.perf_counter() - t

@@ -11,10 +11,10 @@ import torchvision
 from omegaconf import OmegaConf
 from torch import nn
 
+from contrastive.cli.export import export_encoder, load_encoder
+from contrastive.cli.export import main as export_main
 from contrastive.encoders.external import TimmEncoder, TorchvisionEncoder
-from contrastive.export import export_encoder, load_encoder
-from contrastive.export import main as export_main
-from contrastive.safe_config import trusting
+from contrastive.runtime.safe_config import trusting
 from contrastive.train import build, train
 from tests.conftest import make_cfg, tiny_bert
 from tests.test_data import write_image_folder
@@ -249,7 +249,7 @@ def test_a_hugging_face_model_from_a_local_folder_trains_and_embeds_as_transform
     transformers = pytest.importorskip("transformers")
     import numpy as np
 
-    from contrastive.embed import embed_text_file
+    from contrastive.cli.embed import embed_text_file
     bert = tiny_bert(tmp_path / "bert")
     lines = ["anchor\tpositive"] + [f"topic {i} question about the {i}\ttopic {i} answer" for i in range(24)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")

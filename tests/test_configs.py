@@ -89,7 +89,7 @@ def test_option_composes_and_instantiates(tmp_path, group, option):
 def test_cli_prints_a_composed_job(tmp_path):
     r = run_console(["negatives=memory_bank", "--cfg", "job"], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert OmegaConf.create(r.stdout).negatives._target_ == "contrastive.samplers.MemoryBank"
+    assert OmegaConf.create(r.stdout).negatives._target_ == "contrastive.samplers.negatives.MemoryBank"
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from contrastive.evaluate import evaluate_run
+from contrastive.cli.evaluate import evaluate_run
 from contrastive.train import train
 from tests.conftest import make_cfg
 

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 
 from contrastive import load_encoder
-from contrastive.export import export_encoder
+from contrastive.cli.export import export_encoder
 from contrastive.train import train
 from tests.conftest import make_cfg
 
@@ -70,7 +70,7 @@ def encoder_dim(run) -> int:
 def test_embed_a_folder_of_images_with_an_image_run(tmp_path, monkeypatch, capsys):
     import numpy as np
 
-    from contrastive.embed import main
+    from contrastive.cli.embed import main
     from tests.test_image_folder import write_images
     write_images(tmp_path / "train" / "a", 12), write_images(tmp_path / "train" / "b", 12, seed=1)
     run = tmp_path / "run"
@@ -95,7 +95,7 @@ def test_embed_a_folder_of_images_with_an_image_run(tmp_path, monkeypatch, capsy
 def test_embed_checks_the_run_and_the_output_before_any_work(tmp_path, monkeypatch, capsys):
     import numpy as np
 
-    from contrastive.embed import main
+    from contrastive.cli.embed import main
     from tests.test_image_folder import write_images
     write_images(tmp_path / "train" / "a", 8), write_images(tmp_path / "train" / "b", 8, seed=1)
     run = tmp_path / "run"

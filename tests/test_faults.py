@@ -14,10 +14,10 @@ from PIL import Image
 
 from contrastive.data.images.fast_decode import load_rgb
 from contrastive.data.images.image_folder import ImageFolderDataModule
-from contrastive.data.text.text_pairs import read_pairs
+from contrastive.data.text.pair_files import read_pairs
 from contrastive.eval.knn import embed
 from contrastive.models import SimCLR
-from contrastive.safe_config import load_run_config
+from contrastive.runtime.safe_config import load_run_config
 from contrastive.train import train
 from tests.conftest import make_cfg, run_console
 from tests.test_data import write_image_folder
@@ -37,24 +37,31 @@ def _saved_run(tmp_path: Path, **changes: object) -> Path:
 def test_a_foreign_class_reached_through_a_project_module_is_refused():
     from omegaconf import OmegaConf
 
-    from contrastive.safe_config import unsafe_targets
+    from contrastive.runtime.safe_config import unsafe_targets
     # subprocess.Popen is an attribute of contrastive.reliability (it imports subprocess) but not a project class
-    cfg = OmegaConf.create({"model": {"_target_": "contrastive.reliability.subprocess.Popen", "args": ["sh"]},
+    cfg = OmegaConf.create({"model": {"_target_": "contrastive.runtime.preemption.subprocess.Popen", "args": ["sh"]},
                             "data": {"_target_": "contrastive.data.ImageFolderDataModule"}})
-    assert unsafe_targets(cfg) == [("model._target_", "contrastive.reliability.subprocess.Popen")]
+    assert unsafe_targets(cfg) == [("model._target_", "contrastive.runtime.preemption.subprocess.Popen")]
 
 
 def test_project_configs_load(tmp_path):
-    assert load_run_config(str(_saved_run(tmp_path) / "config.yaml")).task._target_ == "contrastive.tasks.TextPairsTask"
+    assert load_run_config(str(_saved_run(tmp_path) / "config.yaml")).task._target_ == "contrastive.tasks.text_pairs.TextPairsTask"
 
 
-@pytest.mark.parametrize("target", ["builtins.open", "torch.load", "contrastive.embed.os.system",
-                                    "contrastive.embed.main", "${oc.env:EVIL}", "os.system"])
+def test_a_run_saved_before_the_loggers_moved_still_loads(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("logger:\n  csv:\n    _target_: contrastive.loggers.ResumableCSVLogger\n    save_dir: logs\n")
+    cfg = load_run_config(str(path))
+    assert cfg.logger.csv._target_ == "contrastive.runtime.loggers.ResumableCSVLogger"
+
+
+@pytest.mark.parametrize("target", ["builtins.open", "torch.load", "contrastive.cli.embed.os.system",
+                                    "contrastive.cli.embed.main", "${oc.env:EVIL}", "os.system"])
 def test_run_config_naming_foreign_code_is_refused_before_anything_runs(tmp_path, target):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     run = _saved_run(tmp_path, **{"data.extra": {"_target_": target, "_args_": [str(victim), "w"]}})
-    from contrastive.embed import load_dual_encoder
+    from contrastive.cli.embed import load_dual_encoder
     with pytest.raises(ValueError, match=r"refusing to load .*data\.extra\._target_"):
         load_dual_encoder(str(run))
     assert victim.read_text() == "keep me"

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from contrastive.evaluate import evaluate_run
-from contrastive.safe_config import trusting
+from contrastive.cli.evaluate import evaluate_run
+from contrastive.runtime.safe_config import trusting
 from contrastive.train import train
 from tests.conftest import make_cfg
 

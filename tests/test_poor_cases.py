@@ -12,12 +12,12 @@ import warnings
 import pytest
 from omegaconf import OmegaConf, open_dict
 
+from contrastive.cli.evaluate import evaluate_run
 from contrastive.data.images.base import warn_left_out
 from contrastive.data.images.folder_index import scan_folder
 from contrastive.data.images.image_folder import ImageFolderDataModule
-from contrastive.data.text.text_pairs import read_pairs
-from contrastive.evaluate import evaluate_run
-from contrastive.threads import available_cores, policy_for
+from contrastive.data.text.pair_files import read_pairs
+from contrastive.runtime.threads import available_cores, policy_for
 from contrastive.train import train
 from tests.conftest import FAST, make_cfg
 from tests.test_data import write_image_folder
@@ -136,7 +136,7 @@ def test_a_run_directory_that_cannot_be_created_is_named(tmp_path):
 def test_lightning_is_not_resumable_warning_is_silenced_only_where_the_resume_is_exact(tmp_path):
     from pytorch_lightning.utilities import rank_zero_warn
 
-    from contrastive.reliability import quiet_exact_resume
+    from contrastive.runtime.rng import quiet_exact_resume
     said = "You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not resumable."
     write_image_folder(tmp_path, 2)
     exact = ImageFolderDataModule(root=str(tmp_path), size=8, batch_size=2, num_workers=0)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from contrastive.losses import NTXent
-from contrastive.reliability import AtomicCheckpointIO
+from contrastive.runtime.checkpoints import AtomicCheckpointIO
 from contrastive.train import train
 from tests.conftest import make_cfg, run_console
 
@@ -282,7 +282,7 @@ def test_sigterm_outside_a_training_batch_still_saves(capsys):
 
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from contrastive.reliability import SaveOnSigterm
+    from contrastive.runtime.preemption import SaveOnSigterm
     saved = []
     trainer = SimpleNamespace(world_size=1, is_global_zero=True, global_step=5, save_checkpoint=saved.append)
     cb = SaveOnSigterm("last.ckpt")
@@ -322,12 +322,12 @@ def test_continuing_a_run_that_max_steps_stopped_draws_the_batches_an_uninterrup
 
 
 def test_a_checkpoint_is_synced_before_it_replaces_the_old_one_and_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from contrastive import reliability
+    from contrastive.runtime import checkpoints
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(reliability.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(
+    monkeypatch.setattr(checkpoints.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(
         f"/proc/self/fd/{fd}"))), real_fsync(fd)))
-    monkeypatch.setattr(reliability.os, "replace", lambda a, b: (events.append(("replace", str(a))), real_replace(a, b)))
+    monkeypatch.setattr(checkpoints.os, "replace", lambda a, b: (events.append(("replace", str(a))), real_replace(a, b)))
     AtomicCheckpointIO().save_checkpoint({"global_step": 1, "state_dict": {"w": torch.ones(2)}}, tmp_path / "a.ckpt")
     tmp = str(tmp_path / "a.ckpt.tmp")
     assert events == [("fsync", tmp), ("replace", tmp)]
@@ -335,7 +335,7 @@ def test_a_checkpoint_is_synced_before_it_replaces_the_old_one_and_leaves_no_tem
 
 
 def test_a_slurm_array_task_requeues_itself_by_its_array_id(tmp_path, monkeypatch, capsys):
-    from contrastive.reliability import requeue_slurm_job
+    from contrastive.runtime.preemption import requeue_slurm_job
     log = tmp_path / "calls"
     scontrol = tmp_path / "bin" / "scontrol"
     scontrol.parent.mkdir()

@@ -9,11 +9,9 @@ import sys
 import pytest
 import torch
 
-from contrastive.data.text.text_pairs import (
-    HashingTokenizer,
-    TextPairDataModule,
-    read_pairs,
-)
+from contrastive.data.text.pair_files import read_pairs
+from contrastive.data.text.text_pairs import TextPairDataModule
+from contrastive.data.text.tokenizers import HashingTokenizer
 from contrastive.eval.retrieval import retrieval_metrics
 from contrastive.train import train
 from tests.conftest import make_cfg
@@ -106,7 +104,8 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
     import numpy as np
     import scipy.sparse
 
-    from contrastive.embed import embed_text_file, embed_texts, load_dual_encoder
+    from contrastive.cli.embed import embed_text_file, load_dual_encoder
+    from contrastive.eval.retrieval import embed_texts
     lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(40)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
@@ -131,13 +130,13 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
     assert np.allclose(np.load(tmp_path / "out.npy"), whole[:, 4096:], atol=1e-6)
     assert np.allclose(lex.toarray(), whole[:, :4096], atol=1e-6)
     # contrastive-export writes the tokenizer beside the weights: the same ids as the run's own
-    from contrastive.export import export_encoder, load_tokenizer
+    from contrastive.cli.export import export_encoder, load_tokenizer
     meta = export_encoder(str(run), str(tmp_path / "enc.pt"))
     assert load_tokenizer(meta["tokenizer"]).batch(texts) == dm.tokenizer.batch(texts)
 
 
 def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
-    from contrastive.data.text.text_pairs import CropPairs, read_text_lines
+    from contrastive.data.text.builtin_pairs import CropPairs, read_text_lines
     text = " ".join(f"w{i}" for i in range(100))
     crops = CropPairs([text, "a b c d e f g h i j"], per_text=2, first_id=10, seed=0)
     assert len(crops) == 4

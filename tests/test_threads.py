@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from contrastive import threads
-from contrastive.threads import ThreadTuner, resolve, share
+from contrastive.runtime import threads
+from contrastive.runtime.threads import ThreadTuner, resolve, share
 from contrastive.train import train
 from tests.conftest import make_cfg
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from contrastive.gensim_files import LEE_DOCS, LEE_SCORES, gensim_path
-from contrastive.sparse import Hybrid, cosine_matrix
+from contrastive.sparse import Hybrid, cat_rows, cosine_matrix
 
 
 def retrieval_metrics(queries: torch.Tensor | Hybrid, docs: torch.Tensor | Hybrid, prefix: str = "",
@@ -19,6 +20,15 @@ def retrieval_metrics(queries: torch.Tensor | Hybrid, docs: torch.Tensor | Hybri
     out = {f"{prefix}recall_at_{k}{suffix}": float((rank <= k).float().mean()) for k in (1, 5, 10)}
     out[f"{prefix}mrr{suffix}"] = float((1.0 / rank.float()).mean())
     return out
+
+
+@torch.no_grad()
+def embed_texts(encode: Callable[[torch.Tensor], torch.Tensor], dm: Any, texts: list[str],
+                batch_size: int = 256) -> torch.Tensor | Hybrid:
+    """`[len(texts), out_dim]` float32 CPU embeddings (a `Hybrid` from a lexical encoder): `encode` applied to
+    padded token ids, batch by batch."""
+    parts = [encode(dm.pad(texts[i:i + batch_size])).float().cpu() for i in range(0, len(texts), batch_size)]
+    return cat_rows(parts)
 
 
 def tfidf_embed(fit_texts: list[str], texts: list[str]) -> torch.Tensor:

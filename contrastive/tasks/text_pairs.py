@@ -92,7 +92,7 @@ class TextPairsTask(Task):
             self.init_word_vectors(encoder, datamodule, cfg.seed)
             out["word2vec_init"] = copy.deepcopy(encoder)
         if datamodule.mine_negatives == "model":  # the encoder as training starts (after the word vectors)
-            from contrastive.embed import embed_texts
+            from contrastive.eval.retrieval import embed_texts
             frozen = copy.deepcopy(encoder).eval()  # eval mode for mining; the encoder itself trains on
             datamodule.add_mined(lambda texts, side: embed_texts(frozen, datamodule, texts))
         objective = hydra.utils.instantiate(cfg.objective)
@@ -115,8 +115,8 @@ class TextPairsTask(Task):
 
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
         """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders and TF-IDF."""
-        from contrastive.embed import embed_texts
         from contrastive.eval.retrieval import (
+            embed_texts,
             lee_pearson,
             retrieval_metrics,
             tfidf_embed,

@@ -246,7 +246,7 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
         raise ValueError(f"need one context per centre, got {centre.numel()} centres and {context.numel()} contexts")
     loss = np.empty(centre.numel(), np.float32)
     seed = int(torch.randint(0, 2**31 - 1024, ())) if seed is None else seed
-    # torch's thread count is the process's (contrastive.threads sets it); numba's pool may be larger
+    # torch's thread count is the process's (contrastive.runtime.threads sets it); numba's pool may be larger
     threads = threads or (1 if torch.are_deterministic_algorithms_enabled()
                           else min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     k, n = p["num_sampled"], centre.numel() if record else 0

@@ -6,128 +6,32 @@ fixed-size vocabulary, or WordPiece pieces learned from the training texts."""
 from __future__ import annotations
 
 import os
-import re
 import time
 import warnings
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader
 
+from contrastive.data.text.builtin_pairs import (
+    CropPairs,
+    paragraph_pairs,
+    read_text_lines,
+    wiki_articles,
+)
 from contrastive.data.text.code_pairs import docstring_pairs
-from contrastive.data.text.corpus import read_utf8, tokenize
 from contrastive.data.text.mining import check_mining, mine
 from contrastive.data.text.pair_files import HINT, existing, read_pairs
 from contrastive.data.text.subword import SubwordTokenizer
 from contrastive.data.text.token_store import scratch_dir, split_rows, store_pairs
-from contrastive.gensim_files import CORPORA, gensim_path
+from contrastive.data.text.tokenizers import HashingTokenizer
 
 BUILTIN = ("wiki_paragraphs", "python_docstrings")  # the embedded pair sets (data.path=null)
 SUBWORD_SIZE = 30000  # pieces learned by default (at most vocab_size)
-WORD_CACHE = 2**20  # distinct words whose ids a hashing tokenizer keeps
 STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
-
-
-class _Memo(dict):
-    """`memo[key]` computes `fn(key)` the first time and keeps it."""
-
-    def __init__(self, fn: Callable[[str], list[int]]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def __missing__(self, key: str) -> list[int]:
-        value = self[key] = self.fn(key)
-        return value
-
-
-class HashingTokenizer:
-    """Token ids in `[1, vocab_size)` (0 pads): each word, plus its character n-grams (with `<` `>` marks),
-    hashed with CRC32, so no vocabulary needs building or downloading."""
-
-    def __init__(self, vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256) -> None:
-        self.vocab_size, self.ngrams, self.max_len = vocab_size, tuple(ngrams), max_len
-        self._words = _Memo(self.word_ids)  # each word's ids, hashed once (words repeat: Zipf)
-
-    def token_id(self, s: str) -> int:
-        """The id of a word (or a `#`-marked n-gram) `s`."""
-        return 1 + zlib.crc32(s.encode("utf-8")) % (self.vocab_size - 1)
-
-    def word_ids(self, w: str) -> list[int]:
-        """A word's id, then its n-grams' ids."""
-        m = f"<{w}>"
-        return [self.token_id(w)] + [self.token_id("#" + m[i:i + n]) for n in self.ngrams for i in range(len(m) - n + 1)]
-
-    def __call__(self, text: str) -> list[int]:
-        words = self._words
-        if len(words) > WORD_CACHE:
-            words.clear()
-        ids = [i for w in tokenize(text)[: self.max_len] for i in words[w]]
-        return ids[: self.max_len] or [self.token_id("<empty>")]
-
-    def batch(self, texts: list[str]) -> list[list[int]]:
-        """`__call__` over many texts."""
-        return [self(t) for t in texts]
-
-
-def wiki_articles(min_words: int = 20) -> list[list[str]]:
-    """The paragraphs (>= `min_words` words, whitespace normalised) of each article of the Wikipedia sample."""
-    import bz2
-
-    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
-    articles = []
-    with bz2.BZ2File(gensim_path(CORPORA["enwiki_sample"])) as f:
-        for _, text, _ in extract_pages(f):
-            paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", filter_wiki(text))
-                     if len(p.split()) >= min_words]
-            if paras:
-                articles.append(paras)
-    return articles
-
-
-def paragraph_pairs(paras: list[str]) -> list[dict[str, Any]]:
-    """Disjoint pairs of consecutive paragraphs (1st, 2nd), (3rd, 4th), ...: no paragraph is both a query and
-    a document."""
-    return [{"anchor": a, "positive": b, "negatives": []} for a, b in zip(paras[0::2], paras[1::2])]
-
-
-def read_text_lines(name: str, min_words: int = 10) -> list[str]:
-    """Unpaired documents (for the IDF, word vectors and crop pairs), one per line with >= `min_words` words:
-    `lee` (gensim's 300 Lee background news documents, disjoint from the 50 scored ones) or a UTF-8 text file."""
-    if name == "enwiki_sample":
-        raise ValueError("extra_texts cannot hold enwiki_sample: its held-out articles are the evaluation set "
-                         "(its training articles are used already); use 'lee' or a text file")
-    path = gensim_path(CORPORA["lee"]) if name == "lee" else existing(
-        name, "text corpus", "data.extra_texts takes 'lee' or paths to text files (one document per line)")
-    return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
-
-
-def crop(words: list[str], rng: np.random.Generator, low: float = 0.1, high: float = 0.5, min_words: int = 5) -> str:
-    """A random contiguous span of `words` covering a fraction of them drawn uniformly from [low, high]."""
-    k = min(len(words), max(min_words, round(rng.uniform(low, high) * len(words))))
-    start = int(rng.integers(0, len(words) - k + 1))
-    return " ".join(words[start:start + k])
-
-
-class CropPairs(Dataset):
-    """`per_text` pairs of two independent random crops of each text (Contriever's independent cropping),
-    fresh crops at every access; `id` numbers the source text from `first_id`."""
-
-    def __init__(self, texts: list[str], per_text: int, first_id: int = 0, seed: int = 0) -> None:
-        self.words = [t.split() for t in texts]
-        self.per_text, self.first_id = per_text, first_id
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.words) * self.per_text
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        words = self.words[i // self.per_text]
-        return {"anchor": crop(words, self.rng), "positive": crop(words, self.rng), "negatives": [],
-                "id": self.first_id + i // self.per_text}
 
 
 class TextPairDataModule(pl.LightningDataModule):

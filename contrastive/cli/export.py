@@ -10,44 +10,29 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
+from contrastive.cli.run_dir import Run, add_trust_option, opened
 from contrastive.encoders import ResNet
 from contrastive.encoders.external import TimmEncoder, TorchvisionEncoder
 from contrastive.encoders.hf_text import HFTextEncoder
-from contrastive.reliability import load_checkpoint_file
-from contrastive.safe_config import load_run_config, trusting
-
-
-def locate(source: str, checkpoint: str = "last.ckpt") -> tuple[str, str]:
-    """(run directory, checkpoint file) for a run directory or a checkpoint file inside `<run>/checkpoints/`."""
-    if os.path.isdir(source):
-        run_dir, ckpt = source, os.path.join(source, "checkpoints", checkpoint)
-    elif os.path.isfile(source):
-        run_dir, ckpt = os.path.dirname(os.path.dirname(os.path.abspath(source))), source
-    else:
-        raise FileNotFoundError(f"{source} is neither a run directory nor a checkpoint file")
-    for need in (os.path.join(run_dir, "config.yaml"), ckpt):
-        if not os.path.isfile(need):
-            raise FileNotFoundError(f"{need} does not exist: pass a run directory made by contrastive-train "
-                                    "(config.yaml and checkpoints/) or one of its checkpoint files")
-    return run_dir, ckpt
+from contrastive.runtime.safe_config import load_run_config, trusting
 
 
 def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def load_encoder(source: str, checkpoint: str = "last.ckpt", with_projector: bool = False) -> nn.Module:
+def load_encoder(source: str | Run, checkpoint: str = "last.ckpt", with_projector: bool = False) -> nn.Module:
     """The trained encoder of an image run (a run directory, or a checkpoint file of one) in eval mode on the
     CPU; `with_projector=True`: `nn.Sequential(encoder, projector)`. Builds only what the run's config names
     (no code from the run directory runs)."""
-    run_dir, ckpt = locate(source, checkpoint)
-    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
+    run = opened(source, checkpoint)
+    cfg, run_dir = run.config, run.path
     if cfg.get("encoder") is None:
         raise ValueError(f"{run_dir} has no encoder (a word-vector run?): its vectors are in vectors.txt")
-    state = load_checkpoint_file(ckpt)["state_dict"]
+    state = run.state["state_dict"]
     # the checkpoint holds every weight: a starting weight file the config names is not read again
     encoder = hydra.utils.instantiate(cfg.encoder, **({"weights": None} if "weights" in cfg.encoder else {}))
     encoder.load_state_dict(_part(state, "encoder."))
@@ -91,10 +76,9 @@ def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict
     metadata) and `<out>.json` (the config); returns the metadata."""
     if not out.endswith((".pt", ".pth", ".safetensors")):
         raise ValueError(f"{out}: the output must end in .pt, .pth or .safetensors")
-    run_dir, ckpt = locate(source, checkpoint)
-    encoder = load_encoder(source, checkpoint)
-    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
-    meta = {"encoder": json.dumps(dict(cfg.encoder)), "checkpoint": os.path.abspath(ckpt),
+    run = opened(source, checkpoint)
+    encoder, cfg = load_encoder(run), run.config
+    meta = {"encoder": json.dumps(dict(cfg.encoder)), "checkpoint": os.path.abspath(run.checkpoint),
             "names": library_names(encoder)}
     state = export_state_dict(encoder)
     if out.endswith(".safetensors"):
@@ -106,19 +90,19 @@ def export_encoder(source: str, out: str, checkpoint: str = "last.ckpt") -> dict
         meta["tokenizer"] = out + ".tokenizer.json"
         encoder.tokens.backend.save(meta["tokenizer"])
     elif cfg.get("data") is not None and hasattr(hydra.utils.get_class(cfg.data._target_), "pad"):
-        meta["tokenizer"] = export_tokenizer(cfg, ckpt, out)
+        meta["tokenizer"] = export_tokenizer(run, out)
     with open(out + ".json", "w") as f:
         json.dump(meta, f, indent=2)
     return meta
 
 
-def export_tokenizer(cfg: DictConfig, ckpt: str, out: str) -> str:
+def export_tokenizer(run: Run, out: str) -> str:
     """Write a text run's tokenizer to `<out>.tokenizer.yaml` (the run's data options and a learned subword
     vocabulary): the encoder's weights take token ids, and only this file turns texts into the same ids."""
-    dm = hydra.utils.instantiate(cfg.data)
-    dm.load_state_dict(load_checkpoint_file(ckpt).get(type(dm).__qualname__, {}))
+    dm = hydra.utils.instantiate(run.config.data)
+    dm.load_state_dict(run.state.get(type(dm).__qualname__, {}))
     path = out + ".tokenizer.yaml"
-    OmegaConf.save(OmegaConf.create({"data": cfg.data, "state": dm.state_dict()}), path)
+    OmegaConf.save(OmegaConf.create({"data": run.config.data, "state": dm.state_dict()}), path)
     return path
 
 
@@ -136,14 +120,13 @@ def main() -> None:
     ap.add_argument("run_dir", help="a run directory of contrastive-train, or one of its checkpoint files")
     ap.add_argument("out", help="OUT.pt or OUT.safetensors")
     ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
-    ap.add_argument("--trust", default="", metavar="MODULE[,MODULE]",
-                    help="modules whose classes the run's config may build (a run trained with your own code)")
+    add_trust_option(ap)
     a = ap.parse_args()
     with trusting(a.trust.split(",")):
         meta = export_encoder(a.run_dir, a.out, a.checkpoint)
     print(f"wrote {a.out} ({meta['names']} parameter names) and {a.out}.json")
     if "tokenizer" in meta:
-        print(f"and its tokenizer {meta['tokenizer']} (contrastive.export.load_tokenizer; to embed texts exactly "
+        print(f"and its tokenizer {meta['tokenizer']} (contrastive.cli.export.load_tokenizer; to embed texts exactly "
               f"as the run does, use contrastive-embed {a.run_dir} TEXTS.txt OUT.npy)")
 
 

@@ -20,6 +20,8 @@ ALLOWED_OUTSIDE = frozenset({"pytorch_lightning.Trainer", "pytorch_lightning.log
 # the project's optional integrations, trusted by name: anything defined under these packages
 TRUSTED_PACKAGES = ("torchvision.models", "timm", "transformers", "pytorch_lightning.loggers",
                     "pytorch_lightning.callbacks", "torch.optim")
+# modules whose classes moved: a run directory saved before the move names them by the old path
+MOVED = {"contrastive.loggers.": "contrastive.runtime.loggers."}
 _trusted: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("trusted", default=())
 
 
@@ -40,7 +42,7 @@ def trusting(modules: Iterable[str]) -> Iterator[None]:
 
 def _defined_under(target: str, roots: tuple[str, ...]) -> bool:
     """True when `target` names a class or function defined in a module under one of `roots` (not one such a
-    module merely imports: `contrastive.reliability.subprocess.Popen` is `subprocess`'s)."""
+    module merely imports: `contrastive.runtime.preemption.subprocess.Popen` is `subprocess`'s)."""
     parts = target.split(".")
     inside = [r for r in roots if target.startswith(r + ".")]
     if not inside or len(parts) < 2 or not all(p.isidentifier() for p in parts):
@@ -86,11 +88,26 @@ def unsafe_targets(cfg: DictConfig | ListConfig, prefix: str = "") -> list[tuple
     return bad
 
 
+def _follow_moves(cfg: DictConfig | ListConfig) -> None:
+    """Rename, in place, every `_target_` that names a class by a path in `MOVED` to where it lives now."""
+    items = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else enumerate(cfg)
+    for key, _ in list(items):
+        node = cfg._get_node(key)
+        if isinstance(node, (DictConfig, ListConfig)):
+            _follow_moves(node)
+        elif key == "_target_" and isinstance(node._value(), str):
+            old = node._value()
+            for before, after in MOVED.items():
+                if old.startswith(before):
+                    cfg[key] = after + old[len(before):]
+
+
 def load_run_config(path: str) -> DictConfig:
     """A saved run's config, refused with the offending keys named if it names a target we do not own."""
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise TypeError(f"{path} is not a run config (a mapping at the top level)")
+    _follow_moves(cfg)
     bad = unsafe_targets(cfg)
     if bad:
         listed = "; ".join(f"{k}: {v!r}" for k, v in bad)

@@ -7,14 +7,13 @@ import argparse
 import os
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from contrastive.export import locate
-from contrastive.reliability import check_checkpoint_matches
-from contrastive.safe_config import load_run_config, trusting
+from contrastive.cli.run_dir import Run, add_trust_option
+from contrastive.runtime.checkpoints import check_checkpoint_matches
+from contrastive.runtime.safe_config import trusting
 from contrastive.tasks import ImageTask
 from contrastive.train import build
 
@@ -36,10 +35,10 @@ def apply_data_overrides(cfg: DictConfig, overrides: list[str]) -> None:
 def evaluate_run(source: str, checkpoint: str = "last.ckpt", overrides: list[str] | None = None) -> dict[str, Any]:
     """The image task's evaluation of `source` (a run directory or a checkpoint file in it); updates eval.json.
     `overrides`: `data.KEY=VALUE` items, e.g. where the data folder is now."""
-    run_dir, ckpt = locate(source, checkpoint)
-    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
+    run = Run(source, checkpoint)
+    run_dir, ckpt, cfg = run.path, run.checkpoint, run.config
     apply_data_overrides(cfg, overrides or [])
-    if not isinstance(hydra.utils.instantiate(cfg.task), ImageTask):
+    if not isinstance(run.task(), ImageTask):
         raise TypeError(f"{run_dir} is not an image run: text-pair and word-vector runs are evaluated at the end "
                          "of training (eval.json)")
     with open_dict(cfg):
@@ -62,12 +61,11 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
     ap.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
                     help="a change to the run's data options, e.g. data.root=NEW where the data folder moved")
-    ap.add_argument("--trust", default="", metavar="MODULE[,MODULE]",
-                    help="modules whose classes the run's config may build (a run trained with your own code)")
+    add_trust_option(ap)
     a = ap.parse_args()
     with trusting(a.trust.split(",")):
         evaluate_run(a.run_dir, a.checkpoint, a.overrides)
-    print(f"updated {os.path.join(locate(a.run_dir, a.checkpoint)[0], 'eval.json')}")
+    print(f"updated {os.path.join(Run(a.run_dir, a.checkpoint).path, 'eval.json')}")
 
 
 if __name__ == "__main__":

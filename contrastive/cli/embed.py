@@ -5,47 +5,37 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from typing import Any
 
 import hydra
 import numpy as np
 import torch
 
+from contrastive.cli.run_dir import Run, add_trust_option, opened
 from contrastive.csr_file import CsrWriter
 from contrastive.data.images.fast_decode import BAD_IMAGE_ERRORS
 from contrastive.data.images.folder_index import read_file_list, scan_folder
 from contrastive.data.images.image_folder import PlainView
 from contrastive.data.images.transforms import CIFAR_MEAN, CIFAR_STD
-from contrastive.reliability import load_checkpoint_file
-from contrastive.safe_config import load_run_config, trusting
-from contrastive.sparse import Hybrid, cat_rows
+from contrastive.runtime.safe_config import trusting
+from contrastive.sparse import Hybrid
 from contrastive.tasks import ImageTask, TextPairsTask
 
 
-def load_dual_encoder(run_dir: str, checkpoint: str = "last.ckpt") -> tuple[torch.nn.Module, object]:
+def load_dual_encoder(source: str | Run, checkpoint: str = "last.ckpt") -> tuple[torch.nn.Module, object]:
     """The trained model of a `task=text_pairs` run and its data module (for the tokenizer)."""
-    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
-    task = hydra.utils.instantiate(cfg.task)
+    run = opened(source, checkpoint)
+    cfg, task = run.config, run.task()
     if not isinstance(task, TextPairsTask):
-        raise TypeError(f"{run_dir} is a {type(task).__name__} run; embedding needs a text_pairs run")
+        raise TypeError(f"{run.path} is a {type(task).__name__} run; embedding needs a text_pairs run")
     dm = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model, encoder=hydra.utils.instantiate(cfg.encoder),
                                     objective=hydra.utils.instantiate(cfg.objective), optimizer=None)
-    ckpt = load_checkpoint_file(os.path.join(run_dir, "checkpoints", checkpoint))
+    ckpt = run.state
     model.load_state_dict(ckpt["state_dict"])
     dm.load_state_dict(ckpt.get(type(dm).__qualname__, {}))  # a learned subword tokenizer
     if getattr(model.encoder, "brings_tokenizer", False):  # restored from the checkpoint with the encoder
         dm.tokenizer = model.encoder.tokens
     return model.eval(), dm
-
-
-@torch.no_grad()
-def embed_texts(encode: Callable[[torch.Tensor], torch.Tensor], dm: Any, texts: list[str],
-                batch_size: int = 256) -> torch.Tensor | Hybrid:
-    """`[len(texts), out_dim]` float32 CPU embeddings (a `Hybrid` from a lexical encoder): `encode` applied to
-    padded token ids, batch by batch."""
-    parts = [encode(dm.pad(texts[i:i + batch_size])).float().cpu() for i in range(0, len(texts), batch_size)]
-    return cat_rows(parts)
 
 
 def count_lines(path: str) -> int:
@@ -58,7 +48,7 @@ def count_lines(path: str) -> int:
 
 
 @torch.no_grad()
-def embed_text_file(run_dir: str, path: str, out: str, checkpoint: str = "last.ckpt", batch_size: int = 1024,
+def embed_text_file(run_dir: str | Run, path: str, out: str, checkpoint: str = "last.ckpt", batch_size: int = 1024,
                     device: str | None = None, progress: bool = True) -> tuple[int, str | None]:
     """Embed every line of a UTF-8 text file with a trained dual encoder, streaming: `out` (.npy, `[N, D]`
     float32, written batch by batch) gets the dense block, and a lexical encoder's sparse block goes to
@@ -125,22 +115,23 @@ class _Files(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def embed_images(run_dir: str, images: str, checkpoint: str = "last.ckpt", batch_size: int = 256,
+def embed_images(run_dir: str | Run, images: str, checkpoint: str = "last.ckpt", batch_size: int = 256,
                  num_workers: int = 2, device: str | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """(features `[N, D]` float32, the N paths in order, the unreadable paths left out) of every image in a
     folder or file list, with the run's evaluation transform, batched on `device` (CUDA when available)."""
     from tqdm import tqdm
 
-    from contrastive.export import load_encoder
-    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
+    from contrastive.cli.export import load_encoder
+    run = opened(run_dir, checkpoint)
+    cfg = run.config
     if cfg.data.get("transform") is None or int(cfg.encoder.get("in_channels", 3)) != 3:
-        raise ValueError(f"{run_dir} was trained on {cfg.data._target_.rsplit('.', 1)[-1]}: embedding files needs "
+        raise ValueError(f"{run.path} was trained on {cfg.data._target_.rsplit('.', 1)[-1]}: embedding files needs "
                          "a run on RGB images (data=image_folder or cifar10)")
     size, opts = int(cfg.data.transform.size), cfg.data.transform
     index = read_file_list(images) if os.path.isfile(images) else scan_folder(images)
     paths = [index.path(i) for i in range(len(index))]
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    encoder = load_encoder(run_dir, checkpoint).to(dev)
+    encoder = load_encoder(run).to(dev)
     view = PlainView(size, tuple(opts.get("mean", CIFAR_MEAN)), tuple(opts.get("std", CIFAR_STD)))
     loader = torch.utils.data.DataLoader(_Files(paths, view, size), batch_size=batch_size, num_workers=num_workers)
     feats, keep = [], []
@@ -159,20 +150,17 @@ def main() -> None:
     ap.add_argument("out", help="where to write the embeddings (.npy); image runs also write OUT.paths.txt")
     ap.add_argument("--checkpoint", default="last.ckpt")
     ap.add_argument("--batch-size", type=int, default=None, help="texts or images per batch (1024 / 256)")
-    ap.add_argument("--trust", default="", metavar="MODULE[,MODULE]",
-                    help="modules whose classes the run's config may build (a run trained with your own code)")
+    add_trust_option(ap)
     a = ap.parse_args()
     with trusting(a.trust.split(",")):
         _embed(a)
 
 
 def _embed(a: argparse.Namespace) -> None:
-    from contrastive.export import locate
-    run_dir, _ = locate(a.run_dir, a.checkpoint)
+    run = Run(a.run_dir, a.checkpoint)
     out = output_path(a.out, a.input)
-    cfg = load_run_config(os.path.join(run_dir, "config.yaml"))
-    if isinstance(hydra.utils.instantiate(cfg.task), ImageTask):
-        feats, paths, bad = embed_images(run_dir, a.input, a.checkpoint, a.batch_size or 256)
+    if isinstance(run.task(), ImageTask):
+        feats, paths, bad = embed_images(run, a.input, batch_size=a.batch_size or 256)
         np.save(out, feats)
         with open(out + ".paths.txt", "w", encoding="utf-8") as f:
             f.writelines(p + "\n" for p in paths)
@@ -180,9 +168,9 @@ def _embed(a: argparse.Namespace) -> None:
         print(f"wrote {feats.shape[0]} x {feats.shape[1]} features to {out} and their paths to "
               f"{out}.paths.txt{skipped}")
         return
-    n, lexical = embed_text_file(run_dir, a.input, out, a.checkpoint, a.batch_size or 1024)
+    n, lexical = embed_text_file(run, a.input, out, batch_size=a.batch_size or 1024)
     print(f"wrote {n} embeddings to {out}" + (f" (the dense block) and their sparse lexical block to {lexical}; "
-                                             "see the README's 'Embedding files' for the format" if lexical else ""))
+                                             "see 'Embedding files' in docs/text-pairs.md for the format" if lexical else ""))
 
 
 def output_path(out: str, source: str) -> str:

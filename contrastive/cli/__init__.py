@@ -1,0 +1,1 @@
+"""The entry points besides `contrastive-train`: `contrastive-eval`, `contrastive-export`, `contrastive-embed`."""
