@@ -53,7 +53,7 @@ def check_run_options(cfg: DictConfig) -> None:
         if cfg.trainer.get(key) is not None:
             raise ValueError(f"trainer.{key} would replace what the project gives the Trainer (checkpoints, resume, "
                              f"preemption, logs); {how}")
-    for key in ("optimizer.lr", "model.lr"):
+    for key in ("optimizer.lr", "step.lr"):
         lr = OmegaConf.select(cfg, key)
         if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"{key} must be a positive finite number, got {lr!r}")
@@ -138,7 +138,7 @@ def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     objects = build(cfg)
     if ckpt is not None:
         saved = check_checkpoint_matches(ckpt, objects["model"])
-        key = "optimizer.lr" if OmegaConf.select(cfg, "optimizer.lr") is not None else "model.lr"
+        key = "optimizer.lr" if OmegaConf.select(cfg, "optimizer.lr") is not None else "step.lr"
         warn_if_lr_changed(saved, OmegaConf.select(cfg, key), key)
     trainer = make_trainer(cfg, objects.get("callbacks"))
     if trainer.is_global_zero and ckpt is None:

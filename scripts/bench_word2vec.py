@@ -65,14 +65,14 @@ def main() -> None:
     nce, ns = ["objective=nce", "num_negatives=5"], ["objective=neg_sampling", "candidates=none",
                                                        "num_negatives=5"]
     batched = ["data.batch_size=2048"]
-    rows = {"ours, NCE (log-uniform, 5 negatives), hogwild": ours(nce + ["model.optimizer=hogwild"], a),
-            "ours, negative sampling (5 negatives), hogwild": ours(ns + ["model.optimizer=hogwild"], a),
+    rows = {"ours, NCE (log-uniform, 5 negatives), hogwild": ours(nce + ["step=hogwild"], a),
+            "ours, negative sampling (5 negatives), hogwild": ours(ns + ["step=hogwild"], a),
             "ours, NCE (log-uniform, 64 negatives), hogwild": ours(["objective=nce", "num_negatives=64",
-                                                                  "model.optimizer=hogwild"], a),
+                                                                  "step=hogwild"], a),
             "ours, NCE (5 negatives per pair), per_pair (the GPU path, here on CPU)": ours(
-                nce + ["model.optimizer=per_pair"], a),
-            "ours, NCE (5 negatives shared by the batch), sgd, batch 2048": ours(nce + batched + ["model.optimizer=sgd"], a),
-            "ours, NCE (5 negatives shared by the batch), adam, batch 2048": ours(nce + batched + ["model.optimizer=adam"], a)}
+                nce + ["step=per_pair"], a),
+            "ours, NCE (5 negatives shared by the batch), sgd, batch 2048": ours(nce + batched + ["step=sgd"], a),
+            "ours, NCE (5 negatives shared by the batch), adam, batch 2048": ours(nce + batched + ["step=adam"], a)}
     vec, words, wps = gensim_baseline(load_corpus(a.corpus), a.dim, a.window, 5, 5, a.epochs, 1e-3, 0, workers=2)
     rows["gensim Word2Vec(sg=1, negative=5, workers=2)"] = {**word_metrics(vec, words), "words_per_second": wps}
     print(f"# corpus {a.corpus}, {a.epochs} epochs, dim {a.dim}, window {a.window}, {os.cpu_count()} CPUs; words/s "
@@ -84,7 +84,7 @@ def main() -> None:
     print(f"# ours (NCE, 5 negatives, hogwild) / gensim words/s: {ratio:.2f}; NCE 64 negatives takes {k64:.1f}x the "
           "time of 5")
     if a.rounds:
-        duel(nce + ["model.optimizer=hogwild"], a, load_corpus(a.corpus))
+        duel(nce + ["step=hogwild"], a, load_corpus(a.corpus))
     print("| model | words/s | wordsim353 | simlex999 | analogy (coverage) |")
     print("|---|---|---|---|---|")
     for name, m in rows.items():
@@ -130,16 +130,16 @@ def batched_on_device(a: argparse.Namespace) -> None:
     print("| model | words/s |")
     print("|---|---|")
     for name, over in (("NCE (5 negatives per pair), per_pair", ["objective=nce", "num_negatives=5",
-                                                                 "model.optimizer=per_pair"]),
+                                                                 "step=per_pair"]),
                        ("negative sampling (5 per pair), per_pair", ["objective=neg_sampling", "candidates=none",
-                                                                     "num_negatives=5", "model.optimizer=per_pair"]),
+                                                                     "num_negatives=5", "step=per_pair"]),
                        ("NCE (64 negatives per pair), per_pair", ["objective=nce", "num_negatives=64",
-                                                                  "model.optimizer=per_pair"]),
+                                                                  "step=per_pair"]),
                        ("NCE (64 negatives shared by the batch), adam", ["objective=nce", "num_negatives=64",
-                                                                         "model.optimizer=adam",
+                                                                         "step=adam",
                                                                          "data.batch_size=16384"]),
                        ("negative sampling (64 per pair), adam", ["objective=neg_sampling", "candidates=none",
-                                                                  "num_negatives=64", "model.optimizer=adam",
+                                                                  "num_negatives=64", "step=adam",
                                                                   "data.batch_size=16384"])):
         m = ours(over, a, corpus=path, epochs=1, evaluate=False, trainer=gpu)
         print(f"| {name} | {m['words_per_second']:,.0f} |", flush=True)

@@ -176,7 +176,7 @@ def test_word2vec_on_the_device_picks_per_pair_and_trains(tmp_path):
                                            "data.batch_size=512", "trainer.max_epochs=2", "evaluate=false",
                                            "model.dim=16", *trainer], fast=False))
     model = objects["model"]
-    assert model.method == ("per_pair" if trainer else "hogwild")
+    assert model.step.name == ("per_pair" if trainer else "hogwild")
     assert bool(torch.isfinite(model.vectors).all()) and objects["trainer"].global_step > 0
 
 

@@ -1,4 +1,4 @@
-"""The batched per-pair word2vec losses (model.optimizer=per_pair): each pair its own negatives, drawn as TF's
+"""The batched per-pair word2vec losses (step=per_pair): each pair its own negatives, drawn as TF's
 unique sampling draws them, and its loss TF's nce_loss with those negatives and tries."""
 from __future__ import annotations
 

@@ -110,21 +110,21 @@ def test_word_metrics_on_constructed_vectors(tmp_path):
     ([], "hogwild"),
     (["objective=nce", "candidates=unigram"], "hogwild"),
     (["objective=nce", "candidates=uniform", "num_negatives=32"], "hogwild"),
-    (["objective=nce", "model.optimizer=adam"], "adam"),
-    (["objective=nce", "model.optimizer=per_pair"], "per_pair"),
-    (["objective=neg_sampling", "candidates=none", "model.optimizer=per_pair"], "per_pair"),
+    (["objective=nce", "step=adam"], "adam"),
+    (["objective=nce", "step=per_pair"], "per_pair"),
+    (["objective=neg_sampling", "candidates=none", "step=per_pair"], "per_pair"),
     (["objective=sampled_softmax"], "adam"),
     (["objective=neg_sampling", "candidates=none", "num_negatives=5"], "hogwild"),
-    (["objective=neg_sampling", "candidates=none", "num_negatives=5", "model.optimizer=sgd"], "sgd"),
+    (["objective=neg_sampling", "candidates=none", "num_negatives=5", "step=sgd"], "sgd"),
     (["objective=full_softmax", "candidates=none"], "adam"),
 ])
 def test_word2vec_objectives_train_and_export(tmp_path, overrides, method):
     _metrics, objects = train(make_cfg(tmp_path, W2V + overrides, fast=False))
-    assert objects["model"].method == method  # model.optimizer=auto: hogwild where it applies, else adam
+    assert objects["model"].step.name == method  # step=auto: hogwild where it applies, else adam
     # the compiled step trains on blocks of neighbouring pairs; batched steps on pairs one by one
     assert objects["datamodule"].shuffle_block == (256 if method == "hogwild" else 1)
     ev = json.loads((tmp_path / "eval.json").read_text())
-    assert ev["optimizer"] == method and (ev["compile_seconds"] > 0) == (method == "hogwild")
+    assert ev["step"] == method and (ev["compile_seconds"] > 0) == (method == "hogwild")
     ev = json.loads((tmp_path / "eval.json").read_text())
     for k in ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy", "analogy_coverage", "words_per_second"):
         assert k in ev
@@ -161,16 +161,16 @@ def test_sparse_sgd_equals_dense_sgd_with_repeated_rows():
         assert not torch.equal(a.weight, nn.Embedding(50, dim).weight)
 
 
-def test_word2vec_rejects_unknown_optimizer(tmp_path):
-    with pytest.raises(Exception, match="model.optimizer must be one of .*'adam'.*, got 'rmsprop'"):
-        train(make_cfg(tmp_path, W2V + ["model.optimizer=rmsprop"], fast=False))
-    with pytest.raises(Exception, match="hogwild supports .* FullSoftmaxLoss has no per-pair plan"):
-        train(make_cfg(tmp_path, W2V + ["objective=full_softmax", "candidates=none", "model.optimizer=hogwild"], fast=False))
+def test_word2vec_rejects_an_unknown_step_and_one_that_cannot_train_the_objective(tmp_path):
+    with pytest.raises(Exception, match=r"(?s)Could not find 'step/rmsprop'.*hogwild"):
+        train(make_cfg(tmp_path, W2V + ["step=rmsprop"], fast=False))
+    with pytest.raises(Exception, match="step=hogwild and step=per_pair support .* FullSoftmaxLoss has no per-pair plan"):
+        train(make_cfg(tmp_path, W2V + ["objective=full_softmax", "candidates=none", "step=hogwild"], fast=False))
 
 
 def test_batched_nce_with_few_shared_negatives_warns(tmp_path):
     with pytest.warns(UserWarning, match="shares its num_negatives=5 sampled classes.*num_negatives=64"):
-        train(make_cfg(tmp_path, W2V + ["objective=nce", "num_negatives=5", "model.optimizer=adam", "evaluate=false"],
+        train(make_cfg(tmp_path, W2V + ["objective=nce", "num_negatives=5", "step=adam", "evaluate=false"],
                        fast=False))
 
 
@@ -193,7 +193,7 @@ def test_word2vec_under_ddp_cpu_uses_dense_gradients(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     # auto resolves in the spawned processes: per_pair there, since hogwild runs in one process only
-    assert "word2vec: optimizer per_pair (model.optimizer=auto)" in r.stdout and ev["words_per_second"] is None
+    assert "word2vec: step per_pair (step=auto)" in r.stdout and ev["words_per_second"] is None
     assert (tmp_path / "run" / "vectors.txt").exists()
 
 
@@ -229,7 +229,7 @@ def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method
             calls.append(1)
             return forward(self, x * float("nan") if len(calls) == 1 else x, y)
         monkeypatch.setattr(NCELoss, "forward", nan_first)
-    over = W2V + [f"model.optimizer={method}", "trainer.deterministic=true"]
+    over = W2V + [f"step={method}", "trainer.deterministic=true"]
     with pytest.raises(FloatingPointError, match="at step 0 .* set guard=skip"):
         train(make_cfg(tmp_path / "stop", over, fast=False))
     calls.clear()

@@ -27,6 +27,7 @@ class _SampledLoss(nn.Module):
     unique, as TF's) that draws `num_sampled` negatives per call, shared by the batch."""
 
     sampled_softmax: bool = False
+    shares_negatives = True  # one draw of num_sampled classes serves the whole batch
 
     def __init__(self, num_classes: int, dim: int, num_sampled: int, num_true: int = 1,
                  sampler: CandidateSampler | None = None, remove_accidental_hits: bool = False, sparse: bool = True,

@@ -13,7 +13,7 @@ from torch import nn
 from contrastive.eval.report import read_json, write_json
 
 # the groups a task may leave out of its config (`<group>: null`), and the ones every task uses
-GROUPS = ("data", "encoder", "projector", "objective", "negatives", "candidates", "model", "optimizer")
+GROUPS = ("data", "encoder", "projector", "objective", "negatives", "candidates", "step", "model", "optimizer")
 
 
 def group_class(cfg: DictConfig, group: str) -> type | None:

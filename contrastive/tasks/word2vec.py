@@ -19,6 +19,7 @@ from contrastive.losses import (
 from contrastive.models import Word2Vec
 from contrastive.samplers import CandidateSampler, UnigramSampler
 from contrastive.tasks.base import Task, group_class, options
+from contrastive.word2vec.steps import Step
 
 
 class Word2VecTask(Task):
@@ -30,7 +31,7 @@ class Word2VecTask(Task):
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (SkipGramDataModule,),
         "objective": (NCELoss, SampledSoftmaxLoss, NegativeSamplingLoss, FullSoftmaxLoss),
-        "candidates": (CandidateSampler,), "model": (Word2Vec,)}
+        "candidates": (CandidateSampler,), "step": (Step,), "model": (Word2Vec,)}
     optional: ClassVar[tuple[str, ...]] = ("candidates",)
 
     def __init__(self, compare_gensim: bool = False) -> None:
@@ -61,7 +62,7 @@ class Word2VecTask(Task):
         objective = hydra.utils.instantiate(cfg.objective, num_classes=vocab, dim=cfg.model.dim, unigrams=counts,
                                             **extra)
         model = hydra.utils.instantiate(cfg.model, vocab_size=datamodule.vocab_size, objective=objective,
-                                        guard=cfg.guard)
+                                        step=hydra.utils.instantiate(cfg.step), guard=cfg.guard)
         return {"datamodule": datamodule, "model": model}
 
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
@@ -80,7 +81,7 @@ class Word2VecTask(Task):
         metrics["words_per_second"] = (trainer.current_epoch * dm.raw_tokens / model.fit_seconds
                                        if model.fit_seconds else None)
         metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
-        metrics["optimizer"] = model.method  # what model.optimizer=auto chose (still "auto" after a spawned run)
+        metrics["step"] = model.step.name  # what step=auto chose (still "auto" after a spawned run)
         metrics["compile_seconds"] = model.compile_seconds  # hogwild's one-off, not in words/s
         if self.compare_gensim:
             from contrastive.data.text.corpus import load_corpus

@@ -178,9 +178,8 @@ def plan(objective: nn.Module) -> dict[str, Any]:
     cached = _PLANS.get(objective)
     if cached is not None:
         return cached
-    hint = ("model.optimizer=hogwild supports objective=neg_sampling and objective=nce (num_true 1, accidental hits "
-            "kept, a sampler with a fixed distribution: log_uniform, uniform or unigram); use model.optimizer=sgd or "
-            "adam")
+    hint = ("step=hogwild and step=per_pair support objective=neg_sampling and objective=nce (num_true 1, accidental "
+            "hits kept, a sampler with a fixed distribution: log_uniform, uniform or unigram); use step=sgd or adam")
     make = getattr(objective, "pair_plan", None)
     if make is None:
         raise ValueError(f"{hint}; {type(objective).__name__} has no per-pair plan")
@@ -234,10 +233,10 @@ def hogwild_step(embedding: torch.Tensor, objective: nn.Module, centre: torch.Te
     or 1 under deterministic algorithms) the updates interleave, so runs differ slightly, as gensim's with
     several workers; one thread repeats exactly."""
     if numba is None:
-        raise ImportError("model.optimizer=hogwild needs numba: pip install 'contrastive[text]' (or pip install "
-                          "numba), or use model.optimizer=sgd|adam")
+        raise ImportError("step=hogwild needs numba: pip install 'contrastive-kit[text]' (or pip install "
+                          "numba), or use step=per_pair|sgd|adam")
     if embedding.device.type != "cpu" or embedding.dtype != torch.float32 or not embedding.is_contiguous():
-        raise ValueError("model.optimizer=hogwild runs on CPU with float32 tables; use model.optimizer=sgd on GPUs")
+        raise ValueError("step=hogwild runs on CPU with float32 tables; use step=per_pair on GPUs")
     p = plan(objective)
     # the compiled loop indexes the tables unchecked: ids out of range must stop here, not corrupt memory
     check_in_range(centre.reshape(-1), embedding.shape[0], "centre id")
