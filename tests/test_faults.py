@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.errors import InstantiationException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from omegaconf import OmegaConf
 from PIL import Image
 
 from contrastive.data.images.fast_decode import load_rgb
 from contrastive.data.images.image_folder import ImageFolderDataModule
 from contrastive.data.text.pair_files import read_pairs
+from contrastive.data.text.text_pairs import TextPairDataModule
 from contrastive.eval.knn import embed
 from contrastive.models import SimCLR
 from contrastive.runtime.safe_config import load_run_config
@@ -192,6 +193,25 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     (["objective.temperature=abc"], InstantiationException, r"objective.temperature must be a number, got 'abc'"),
     (["negatives=queue", "num_negatives=100000"], ValueError, (r"num_negatives=100000 is longer than the 1,258 training "
                                                                r"images: the NegativeQueue would hold random keys")),
+    # options that would be ignored are refused, named with what they need
+    (["experiment=word2vec_wiki", "data=lee", "monitors=false"], ValueError,
+     r"monitors=False has no effect: task=word2vec has no online monitors"),
+    (["experiment=word2vec_wiki", "objective.num_classes=5"], ConfigCompositionException, r"num_classes"),
+    (["experiment=word2vec_wiki", "objective.seed=1"], ConfigCompositionException, r"seed"),
+    (["experiment=word2vec_wiki", "data=lee", "candidates.seed=1", "step=hogwild"], ValueError,
+     r"candidates.seed=1 has no effect with step=hogwild: each pair draws its negatives from the run's generator"),
+    (["experiment=word2vec_wiki", "data=lee", "candidates.seed=1", "step=per_pair"], ValueError,
+     r"candidates.seed=1 has no effect with step=per_pair"),
+    (["experiment=text_pairs_wiki", "data.tokenizer=hashing", "data.subword_size=100"], InstantiationException,
+     r"data.subword_size=100 \(for data.tokenizer=subword\)"),
+    (["experiment=text_pairs_wiki", "data.tokenizer=subword", "data.ngrams=[3]"], InstantiationException,
+     r"data.ngrams=\[3\] \(hashed character n-grams, for data.tokenizer=hashing\)"),
+    (["experiment=text_pairs_wiki", "data.mine_k=3"], InstantiationException,
+     r"data.mine_k=3 \(negatives per pair when mining: set data.mine_negatives\)"),
+    (["experiment=text_pairs_wiki", "data.path=pairs.tsv", "data.builtin=python_docstrings"], InstantiationException,
+     r"data.builtin=python_docstrings \(the embedded set used only while data.path is null\)"),
+    (["experiment=text_pairs_wiki", "data.heldout_max=5"], InstantiationException,
+     r"data.heldout_max=5 \(for a streamed pairs file"),
 ])
 def test_values_hydra_accepts_but_training_cannot_use_are_named(tmp_path, overrides, err, match):
     with pytest.raises(err, match=match):
@@ -264,6 +284,13 @@ def test_pairs_that_are_all_duplicates_are_warned_about(tmp_path):
     with pytest.warns(UserWarning, match=r"32 training pairs hold only 1 distinct positive text\(s\).*none: the loss "
                                          r"is 0"):
         dm.setup("fit")
+
+
+def test_stream_options_for_a_file_read_into_memory_are_refused(tmp_path):
+    f = tmp_path / "pairs.tsv"
+    f.write_text("anchor\tpositive\n" + "".join(f"question {i}\tanswer {i}\n" for i in range(20)))
+    with pytest.raises(ValueError, match=r"data.heldout_max=5 would be ignored: .*pairs.tsv is read into memory"):
+        TextPairDataModule(path=str(f), heldout_max=5).setup("fit")
 
 
 def test_binary_garbage_corpus_is_warned_about_and_eval_json_stays_valid(tmp_path):

@@ -90,10 +90,14 @@ class Task:
     # groups that also take a user's own nn.Module (a class outside the project), held to the slot's contract
     # by a check before training instead of a class list
     open_slots: ClassVar[tuple[str, ...]] = ()
+    has_monitors: ClassVar[bool] = False  # k-NN and linear-probe monitors at each validation (monitors=...)
 
     def check(self, cfg: DictConfig) -> None:
         """Fail before anything is built when a group is set that this task would ignore, or holds an option
         of the wrong kind; the message names the options that would be valid."""
+        if cfg.get("monitors") is not None and not self.has_monitors:
+            raise ValueError(f"monitors={cfg.monitors} has no effect: task={self.name} has no online monitors (its "
+                             "evaluation runs at the end); remove it")
         for group in GROUPS:
             if group not in self.uses:
                 if cfg.get(group) is not None:

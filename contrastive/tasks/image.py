@@ -47,6 +47,7 @@ class ImageTask(Task):
 
     name = "image"
     metric = "knn_top1/trained"  # what a sweep compares (optimized_metric=null)
+    has_monitors = True
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet, TorchvisionEncoder, TimmEncoder),
         "projector": (MLPHead,),
@@ -99,7 +100,7 @@ class ImageTask(Task):
         model = hydra.utils.instantiate(cfg.model, encoder=encoder, projector=projector, objective=objective,
                                         optimizer=hydra.utils.instantiate(cfg.optimizer), negatives=negatives,
                                         guard=cfg.guard)
-        monitors = [OnlineMonitors()] if cfg.get("monitors", True) else []
+        monitors = [] if cfg.get("monitors") is False else [OnlineMonitors()]
         return {"datamodule": datamodule, "model": model, "random_init": random_init, "callbacks": monitors}
 
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer | None) -> dict[str, Any]:

@@ -82,6 +82,15 @@ class SGD(Step):
         return float(pairs)
 
 
+def check_no_sampler_seed(objective: nn.Module, step: str) -> None:
+    """Per-pair steps draw every pair's negatives from the run's generator (`seed`), not the sampler's own."""
+    seed = getattr(getattr(objective, "sampler", None), "seed", None)
+    if seed is not None:
+        raise ValueError(f"candidates.seed={seed} has no effect with step={step}: each pair draws its negatives from "
+                         "the run's generator (set seed=...); remove candidates.seed, or use step=sgd|adam, whose "
+                         "sampler draws for the whole batch")
+
+
 class PerPair(Step):
     """Each pair its own negatives, batched for any device (NCE with a fixed sampler, negative sampling):
     SparseAdam on the batch's mean loss. 0.04 on the Wikipedia sample, 5 epochs: wordsim353 / simlex999
@@ -92,6 +101,7 @@ class PerPair(Step):
 
     def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:
         hogwild.plan(objective)  # raises, naming what is unsupported
+        check_no_sampler_seed(objective, self.name)
         return self
 
     def loss(self, model: nn.Module, centre: torch.Tensor, context: torch.Tensor, group: dict[str, Any],
@@ -116,6 +126,7 @@ class Hogwild(SGD):
             raise ValueError("step=hogwild updates the tables in place in one CPU process; use step=per_pair (each "
                              "pair its own negatives), sgd or adam on GPUs and under DDP")
         hogwild.plan(objective)
+        check_no_sampler_seed(objective, self.name)
         return self
 
     def prepare(self) -> float:
@@ -145,4 +156,5 @@ class Auto(Step):
     def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:
         if not hogwild.supports(objective):
             return Adam(*self.given)
-        return (Hogwild if one_cpu_process and hogwild.numba is not None else PerPair)(*self.given)
+        chosen = (Hogwild if one_cpu_process and hogwild.numba is not None else PerPair)(*self.given)
+        return chosen.resolve(objective, one_cpu_process)

@@ -31,7 +31,29 @@ from contrastive.data.text.tokenizers import HashingTokenizer
 
 BUILTIN = ("wiki_paragraphs", "python_docstrings")  # the embedded pair sets (data.path=null)
 SUBWORD_SIZE = 30000  # pieces learned by default (at most vocab_size)
+HELDOUT_MAX = 10000  # held-out rows kept as text when a file is streamed (data.heldout_max=null)
 STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
+
+
+def refuse_ignored(path: str | None, builtin: str | None, tokenizer: str, ngrams: Any, subword_size: int | None,
+                   mine_negatives: str | None, mine_k: int | None, stream: bool | None, heldout_max: int | None,
+                   cache_dir: str | None) -> None:
+    """Options that would have no effect with the others given: an error naming the option and what it needs."""
+    unused = []
+    if path is not None and builtin is not None:
+        unused.append(f"data.builtin={builtin} (the embedded set used only while data.path is null)")
+    if tokenizer == "hashing" and subword_size is not None:
+        unused.append(f"data.subword_size={subword_size} (for data.tokenizer=subword)")
+    if tokenizer == "subword" and ngrams:
+        unused.append(f"data.ngrams={list(ngrams)} (hashed character n-grams, for data.tokenizer=hashing)")
+    if mine_negatives is None and mine_k is not None:
+        unused.append(f"data.mine_k={mine_k} (negatives per pair when mining: set data.mine_negatives)")
+    for key, value in (("heldout_max", heldout_max), ("cache_dir", cache_dir)):
+        if value is not None and (stream is False or path is None):
+            unused.append(f"data.{key}={value} (for a streamed pairs file: data.path with data.stream=true, or "
+                          "null for files over 256 MiB)")
+    if unused:
+        raise ValueError("these options would be ignored: " + "; ".join(unused) + ". Remove them")
 
 
 class TextPairDataModule(pl.LightningDataModule):
@@ -39,18 +61,23 @@ class TextPairDataModule(pl.LightningDataModule):
     `ids` numbers distinct positive texts, so a text repeated in a batch is masked, not pushed apart."""
 
     def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
-                 vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256, split_seed: int = 0,
+                 vocab_size: int = 2**18, ngrams: tuple[int, ...] = (), max_len: int = 256, split_seed: int = 0,
                  shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = (),
-                 mine_negatives: str | None = None, mine_k: int = 1, tokenizer: str = "hashing",
-                 subword_size: int | None = None, builtin: str = "wiki_paragraphs", stream: bool | None = None,
-                 heldout_max: int = 10000, cache_dir: str | None = None) -> None:
+                 mine_negatives: str | None = None, mine_k: int | None = None, tokenizer: str = "hashing",
+                 subword_size: int | None = None, builtin: str | None = None, stream: bool | None = None,
+                 heldout_max: int | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
-        self.stream, self.heldout_max, self.cache_dir = stream, heldout_max, cache_dir
-        if builtin not in BUILTIN:
+        refuse_ignored(path, builtin, tokenizer, ngrams, subword_size, mine_negatives, mine_k, stream, heldout_max,
+                       cache_dir)
+        self.stream, self.heldout_max, self.cache_dir = stream, heldout_max or HELDOUT_MAX, cache_dir
+        self._stream_options = [f"data.{k}={v}" for k, v in (("heldout_max", heldout_max), ("cache_dir", cache_dir))
+                                if v is not None]
+        self.builtin = builtin or BUILTIN[0]
+        if self.builtin not in BUILTIN:
             raise ValueError(f"data.builtin={builtin!r}; valid: {', '.join(BUILTIN)} (used when data.path is null)")
-        self.builtin = builtin
         if crops_per_text < 0:
             raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
+        mine_k = 1 if mine_k is None else mine_k
         check_mining(mine_negatives, mine_k)
         self.mine_negatives, self.mine_k = mine_negatives, mine_k
         self.crops_per_text, self.extra_texts = crops_per_text, list(extra_texts)
@@ -110,6 +137,9 @@ class TextPairDataModule(pl.LightningDataModule):
         if self.streaming():
             self._setup_stream()
             return
+        if self._stream_options:
+            raise ValueError(f"{', '.join(self._stream_options)} would be ignored: {self.path} is read into memory "
+                             "(under 256 MiB); set data.stream=true to stream it, or remove them")
         if self.path:
             pairs = read_pairs(self.path)
             if not pairs:
