@@ -238,3 +238,12 @@ def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method
     model = objects["model"]
     assert model.skipped_steps == 1 and objects["trainer"].global_step == 3
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_a_non_finite_word2vec_step_stops_naming_the_rate_and_whether_a_checkpoint_exists(tmp_path, monkeypatch):
+    from contrastive.word2vec.steps import Adam
+    monkeypatch.setattr(Adam, "loss", lambda self, *args: torch.tensor(float("nan")))
+    with pytest.raises(FloatingPointError, match=r"non-finite loss nan \(step=adam\) at step 0 .*no checkpoint was "
+                                                 r"written yet\. Lower step.lr or set guard=skip"):
+        train(make_cfg(tmp_path, W2V + ["objective=nce", "num_negatives=64", "step=adam", "evaluate=false"],
+                       fast=False))

@@ -42,6 +42,21 @@ def check_guard(guard: str) -> str:
     return guard
 
 
+def stop_or_skip(module: pl.LightningModule, guard: str, what: str, left: str, lower: str) -> None:
+    """The guard's answer to a non-finite step (`what`, at the module's step): `stop` raises, saying whether a
+    checkpoint holds the work so far and `lower` (what to lower); `skip` counts it in `module.skipped_steps` and
+    warns that `left` (what was put back) is as it was."""
+    msg = f"{what} at step {module.global_step} (loss term: {type(module.objective).__name__})"
+    if guard == "stop":
+        saved = "the last checkpoint is intact" if module.global_step > 0 and module._trainer is not None and any(
+            getattr(c, "last_model_path", "") for c in module.trainer.checkpoint_callbacks) else \
+            "no checkpoint was written yet"
+        raise FloatingPointError(f"{msg}; training stopped, {saved}. Lower {lower} or set guard=skip to skip such "
+                                 "steps")
+    module.skipped_steps += 1
+    warnings.warn(f"{msg}; step skipped ({module.skipped_steps} so far), {left} left as they were")
+
+
 def first_non_finite_grad(module: nn.Module, losses: list[torch.Tensor] | None = None) -> str | None:
     """"loss" if one of `losses` is NaN or inf, else the name of the first parameter whose gradient is, else None;
     one host sync when all are finite (the check is fused over the losses and every gradient)."""
@@ -162,18 +177,9 @@ class ContrastiveModule(pl.LightningModule):
 
     def _non_finite(self, what: str) -> bool:
         """Stop (raise) or, with guard=skip, warn and return True: the step is skipped."""
-        msg = (f"{what} at step {self.global_step} (loss term: {type(self.objective).__name__}, logged as "
-               "train/loss)")
-        if self.guard == "stop":
-            saved = "the last checkpoint is intact" if self.global_step > 0 and self._trainer is not None and any(
-                getattr(c, "last_model_path", "") for c in self.trainer.checkpoint_callbacks) else \
-                "no checkpoint was written yet"
-            raise FloatingPointError(f"{msg}; training stopped, {saved}. Lower the learning rate or set guard=skip to "
-                                     "skip such steps")
-        self.skipped_steps += 1
+        stop_or_skip(self, self.guard, what, "parameters and buffers", "the learning rate")
         self._pending_keys = []
         self._restore_untrained_state()
-        warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far), parameters and buffers left as they were")
         return True
 
     def _batch_size(self, batch: Any) -> int:

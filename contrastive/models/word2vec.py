@@ -3,7 +3,6 @@ the configured objective (NCE, sampled softmax, negative sampling, full softmax)
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from contrastive import distributed as D
-from contrastive.models.base import check_guard, first_non_finite_grad
+from contrastive.models.base import check_guard, first_non_finite_grad, stop_or_skip
 from contrastive.word2vec.steps import Auto, Step
 
 
@@ -75,17 +74,13 @@ class Word2Vec(pl.LightningModule):
 
     def _skip(self, what: str, opts: list[torch.optim.Optimizer]) -> None:
         """Stop (guard=stop) or leave the tables as they were before this step (guard=skip), warning."""
-        msg = f"{what} at step {self.global_step} (loss term: {type(self.objective).__name__}, step {self.step.name})"
-        if self.hparams.guard == "stop":
-            raise FloatingPointError(f"{msg}; training stopped. Lower step.lr or set guard=skip to skip such steps")
+        stop_or_skip(self, self.hparams.guard, f"{what} (step={self.step.name})", "the tables", "step.lr")
         for o in opts:
             o.zero_grad(set_to_none=True)
         if self.step.in_place:
             with torch.no_grad():
                 for p, saved in zip(self.parameters(), self._saved):
                     p.copy_(saved)
-        self.skipped_steps += 1
-        warnings.warn(f"{msg}; step skipped ({self.skipped_steps} so far), the tables left as they were")
 
     def on_train_start(self) -> None:
         self.compile_seconds = self.step.prepare()  # before the clock starts: compilation is not training
