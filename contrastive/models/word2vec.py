@@ -11,7 +11,7 @@ from torch import nn
 
 from contrastive import distributed as D
 from contrastive.models.base import check_guard, first_non_finite_grad, stop_or_skip
-from contrastive.word2vec.steps import Auto, Step
+from contrastive.word2vec.steps import Auto, Step, init_table, linear_rate
 
 
 class Word2Vec(pl.LightningModule):
@@ -23,7 +23,7 @@ class Word2Vec(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["objective", "step"], logger=False)
         self.embedding = nn.Embedding(vocab_size, dim, sparse=sparse)
-        nn.init.uniform_(self.embedding.weight, -0.5 / dim, 0.5 / dim)  # word2vec's initialisation
+        init_table(self.embedding.weight)
         self.objective = objective
         self.automatic_optimization = False  # hogwild and the two-optimizer adam step by hand
         check_guard(guard)
@@ -102,5 +102,5 @@ class Word2Vec(pl.LightningModule):
         dense = [p for p in self.parameters() if id(p) not in ids and p.requires_grad]
         opts = self.step.optimizers(sparse, dense)
         total, final = max(1, int(self.trainer.estimated_stepping_batches)), self.step.final_lr_ratio
-        self._decay = lambda s: max(final, 1 - (1 - final) * s / total)
+        self._decay = lambda s: linear_rate(s, total, final)
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, self._decay) for o in opts]

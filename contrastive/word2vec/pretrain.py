@@ -8,6 +8,7 @@ import torch
 
 from contrastive.losses import NegativeSamplingLoss
 from contrastive.word2vec import hogwild
+from contrastive.word2vec.steps import init_table, linear_rate
 
 PairBatches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -21,13 +22,13 @@ def train_word_vectors(epoch_batches: PairBatches, counts: Sequence[int], batche
         raise ValueError(f"word vector epochs must be >= 1, got {epochs}")
     vocab = len(counts)
     g = torch.Generator().manual_seed(seed)
-    vectors = (torch.rand(vocab, dim, generator=g) - 0.5) / dim  # word2vec's initialisation
+    vectors = init_table(torch.empty(vocab, dim), g)
     objective = NegativeSamplingLoss(vocab, dim, negatives, unigrams=list(counts))
     total, step = epochs * max(1, batches_per_epoch), 0
     for _ in range(epochs):
         for centre, context in epoch_batches():
-            hogwild.hogwild_step(vectors, objective, centre, context, lr * max(1e-4, 1 - step / total),
-                                 seed=seed * 100_003 + step, lr_end=lr * max(1e-4, 1 - (step + 1) / total))
+            hogwild.hogwild_step(vectors, objective, centre, context, lr * linear_rate(step, total, 1e-4),
+                                 seed=seed * 100_003 + step, lr_end=lr * linear_rate(step + 1, total, 1e-4))
             step += 1
     if not step:
         raise ValueError("the texts made no skip-gram pair; train the word vectors on more text (or turn them "

@@ -13,6 +13,17 @@ from contrastive.optim import SparseSGD
 from contrastive.word2vec import batched, hogwild
 
 
+def init_table(table: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """word2vec's initialisation of an input table `[V, d]`, in place: uniform in [-0.5 / d, 0.5 / d)."""
+    with torch.no_grad():
+        return table.uniform_(-0.5 / table.shape[1], 0.5 / table.shape[1], generator=generator)
+
+
+def linear_rate(step: float, total: int, final: float) -> float:
+    """The fraction of the start rate at `step` of `total`: linear from 1 down to `final`, then `final`."""
+    return max(final, 1 - (1 - final) * step / total)
+
+
 class Step:
     """A way to train `Word2Vec`'s tables. `lr` / `final_lr_ratio`: the start rate and where it decays to
     linearly (None: the class's default)."""
