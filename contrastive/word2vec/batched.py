@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastive.losses.sampled import nce_from_logits
 from contrastive.samplers.alias import AliasSampler
 from contrastive.samplers.candidate import check_in_range
 from contrastive.word2vec.hogwild import plan
@@ -63,7 +64,7 @@ def per_pair_loss(inputs: torch.Tensor, objective: nn.Module, context: torch.Ten
         z = z + F.embedding(cand, objective.bias, sparse=sparse).squeeze(2) - torch.log(q).to(z.dtype)
     labels = torch.zeros_like(z)
     labels[:, 0] = 1
-    return F.binary_cross_entropy_with_logits(z, labels, reduction="none").sum(1)
+    return nce_from_logits(z, labels)  # the functional nce_loss's own formula: one definition
 
 
 def _device_plan(objective: nn.Module, device: torch.device) -> dict[str, Any]:
