@@ -125,3 +125,20 @@ def test_an_option_the_task_would_ignore_fails_before_anything_runs(tmp_path, ov
 def test_options_of_groups_a_task_leaves_out_do_not_compose(tmp_path, overrides):
     with pytest.raises(ConfigCompositionException):
         make_cfg(tmp_path, overrides)
+
+
+def test_what_a_task_hands_a_part_follows_from_what_the_part_asks_for():
+    from functools import partial
+
+    from contrastive.encoders import BagOfTokens, TransformerText
+    from contrastive.samplers import MemoryBank, NegativeQueue, UnigramSampler
+    from contrastive.tasks.base import takes
+    assert takes(partial(MemoryBank, size=8), "num_items") and not takes(partial(NegativeQueue), "num_items")
+    assert takes(partial(UnigramSampler, unique=True), "unigrams")
+    assert takes(BagOfTokens, "idf") and not takes(TransformerText, "idf")
+
+    class UsersEncoder(torch.nn.Module):
+        def __init__(self, idf=None):
+            super().__init__()
+
+    assert takes(UsersEncoder, "idf") and not takes(len, "idf")

@@ -1,6 +1,7 @@
 """What every task shares: checking that each config group fits the task, and writing `eval.json`."""
 from __future__ import annotations
 
+import inspect
 import os
 from importlib import resources
 from typing import Any, ClassVar
@@ -25,6 +26,16 @@ def group_class(cfg: DictConfig, group: str) -> type | None:
         raise ValueError(f"{group} has no _target_; choose one of {options(group)}")
     target = hydra.utils.get_object(node._target_)
     return target if isinstance(target, type) else None
+
+
+def takes(target: Any, name: str) -> bool:
+    """Whether `target` (a class, a function, or a partial of one) accepts the keyword `name`: what a task hands a
+    part it builds (the vocabulary's counts, the training texts' IDF, the number of items) follows from what the
+    part asks for, not from its class."""
+    try:
+        return name in inspect.signature(getattr(target, "func", target)).parameters
+    except (TypeError, ValueError):  # a builtin without a signature asks for nothing
+        return False
 
 
 def is_project_class(cls: type) -> bool:

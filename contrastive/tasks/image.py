@@ -38,6 +38,7 @@ from contrastive.tasks.base import (
     is_project_class,
     option_class,
     options,
+    takes,
 )
 from contrastive.tasks.contracts import probe_encoder, probe_objective
 
@@ -93,7 +94,7 @@ class ImageTask(Task):
         if cfg.get("negatives") is not None:
             make = hydra.utils.instantiate(cfg.negatives, dim=cfg.projector.out_dim)
             # a memory bank holds one slot per dataset item: its size comes from the data
-            negatives = make(num_items=datamodule.num_items()) if make.func is MemoryBank else make()
+            negatives = make(num_items=datamodule.num_items()) if takes(make, "num_items") else make()
         objective = hydra.utils.instantiate(cfg.objective)
         if not is_project_class(type(objective)):
             probe_objective(objective, cfg.projector.out_dim)

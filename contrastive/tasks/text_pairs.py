@@ -18,7 +18,7 @@ from contrastive.encoders.hf_text import HFTextEncoder
 from contrastive.encoders.text import init_tokens
 from contrastive.losses import DCL, Debiased, InfoNCE, SigmoidLoss
 from contrastive.models import DualEncoder
-from contrastive.tasks.base import Task, group_class, is_project_class
+from contrastive.tasks.base import Task, group_class, is_project_class, takes
 from contrastive.tasks.contracts import probe_encoder, probe_objective
 from contrastive.word2vec.pretrain import train_word_vectors
 
@@ -78,7 +78,7 @@ class TextPairsTask(Task):
             raise ValueError(f"no held-out pairs to measure retrieval on: data.heldout_fraction="
                              f"{datamodule.heldout_fraction} holds none out (beside {len(datamodule.train_pairs)} "
                              "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
-        weighs_tokens = made is not None and issubclass(made, BagOfTokens)
+        weighs_tokens = made is not None and takes(made, "idf")
         # the bag of tokens weighs each token by its IDF over the training texts
         encoder = own or hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
         width = getattr(encoder, "out_dim", None)

@@ -17,8 +17,8 @@ from contrastive.losses import (
     SampledSoftmaxLoss,
 )
 from contrastive.models import Word2Vec
-from contrastive.samplers import CandidateSampler, UnigramSampler
-from contrastive.tasks.base import Task, group_class, options
+from contrastive.samplers import CandidateSampler
+from contrastive.tasks.base import Task, group_class, options, takes
 from contrastive.word2vec.steps import Step
 
 
@@ -57,7 +57,7 @@ class Word2VecTask(Task):
         extra = {}
         if cfg.get("candidates") is not None:  # the sampler draws from this vocabulary
             make = hydra.utils.instantiate(cfg.candidates)
-            by_count = {"unigrams": counts} if make.func is UnigramSampler else {}
+            by_count = {"unigrams": counts} if takes(make, "unigrams") else {}
             extra["sampler"] = make(range_max=vocab, num_sampled=cfg.num_negatives, **by_count)
         objective = hydra.utils.instantiate(cfg.objective, num_classes=vocab, dim=cfg.model.dim, unigrams=counts,
                                             **extra)
