@@ -13,6 +13,8 @@ class SubwordTokenizer:
     """Token ids in `[1, size)` from a WordPiece vocabulary of `size` pieces, learned by `train(texts)`
     (lower-cased, split on whitespace and punctuation); `to_str()` / `load(s)` carry it in checkpoints."""
 
+    data_options = ("subword_size",)  # the data module's tokenizer options it uses
+
     def __init__(self, size: int = 30000, max_len: int = 256, vocab_size: int | None = None) -> None:
         if vocab_size is not None and size > vocab_size:
             raise ValueError(f"data.subword_size={size} pieces do not fit the encoder's vocab_size={vocab_size}; "

@@ -35,17 +35,21 @@ HELDOUT_MAX = 10000  # held-out rows kept as text when a file is streamed (data.
 STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
 
 
-def refuse_ignored(path: str | None, builtin: str | None, tokenizer: str, ngrams: Any, subword_size: int | None,
+# what each tokenizer option is for, named when the chosen tokenizer (its `data_options`) does not use it
+TOKENIZER_OPTIONS = {"subword_size": "for data.tokenizer=subword",
+                     "ngrams": "hashed character n-grams, for data.tokenizer=hashing"}
+
+
+def refuse_ignored(path: str | None, builtin: str | None, tokenizer: Any, tokenizer_options: dict[str, Any],
                    mine_negatives: str | None, mine_k: int | None, stream: bool | None, heldout_max: int | None,
                    cache_dir: str | None) -> None:
-    """Options that would have no effect with the others given: an error naming the option and what it needs."""
+    """Options that would have no effect with the others given: an error naming the option and what it needs.
+    `tokenizer_options`: the tokenizer options given (None or empty: not given); `tokenizer` says which it uses."""
     unused = []
     if path is not None and builtin is not None:
         unused.append(f"data.builtin={builtin} (the embedded set used only while data.path is null)")
-    if tokenizer == "hashing" and subword_size is not None:
-        unused.append(f"data.subword_size={subword_size} (for data.tokenizer=subword)")
-    if tokenizer == "subword" and ngrams:
-        unused.append(f"data.ngrams={list(ngrams)} (hashed character n-grams, for data.tokenizer=hashing)")
+    unused += [f"data.{key}={value} ({TOKENIZER_OPTIONS[key]})" for key, value in tokenizer_options.items()
+               if value and key not in tokenizer.data_options]
     if mine_negatives is None and mine_k is not None:
         unused.append(f"data.mine_k={mine_k} (negatives per pair when mining: set data.mine_negatives)")
     for key, value in (("heldout_max", heldout_max), ("cache_dir", cache_dir)):
@@ -67,8 +71,6 @@ class TextPairDataModule(pl.LightningDataModule):
                  subword_size: int | None = None, builtin: str | None = None, stream: bool | None = None,
                  heldout_max: int | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
-        refuse_ignored(path, builtin, tokenizer, ngrams, subword_size, mine_negatives, mine_k, stream, heldout_max,
-                       cache_dir)
         self.stream, self.heldout_max, self.cache_dir = stream, heldout_max or HELDOUT_MAX, cache_dir
         self._stream_options = [f"data.{k}={v}" for k, v in (("heldout_max", heldout_max), ("cache_dir", cache_dir))
                                 if v is not None]
@@ -77,9 +79,8 @@ class TextPairDataModule(pl.LightningDataModule):
             raise ValueError(f"data.builtin={builtin!r}; valid: {', '.join(BUILTIN)} (used when data.path is null)")
         if crops_per_text < 0:
             raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
-        mine_k = 1 if mine_k is None else mine_k
-        check_mining(mine_negatives, mine_k)
-        self.mine_negatives, self.mine_k = mine_negatives, mine_k
+        self.mine_negatives, self.mine_k = mine_negatives, 1 if mine_k is None else mine_k
+        check_mining(mine_negatives, self.mine_k)
         self.crops_per_text, self.extra_texts = crops_per_text, list(extra_texts)
         self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
         if tokenizer not in ("hashing", "subword"):
@@ -88,6 +89,8 @@ class TextPairDataModule(pl.LightningDataModule):
         self.tokenizer: HashingTokenizer | SubwordTokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len) \
             if tokenizer == "hashing" else SubwordTokenizer(subword_size or min(SUBWORD_SIZE, vocab_size), max_len,
                                                             vocab_size)
+        refuse_ignored(path, builtin, self.tokenizer, {"subword_size": subword_size, "ngrams": list(ngrams)},
+                       mine_negatives, mine_k, stream, heldout_max, cache_dir)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
 
     def streaming(self) -> bool:
