@@ -31,6 +31,7 @@ class Step:
     name = "step"
     default_lr, default_final = 0.01, 0.05
     in_place = False  # updates the tables itself while scoring (no backward; a skipped step restores a copy)
+    per_pair = False  # each pair draws its own negatives (the objective's pair_plan), from the run's generator
     shuffle_block = 1  # pairs shuffled as a unit: batched steps diverge on blocks of neighbouring pairs
 
     def __init__(self, lr: float | None = None, final_lr_ratio: float | None = None) -> None:
@@ -43,6 +44,9 @@ class Step:
 
     def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:
         """The step that trains here: itself, after checking that it can (raises naming what cannot)."""
+        if self.per_pair:
+            hogwild.plan(objective)  # raises, naming what is unsupported
+            check_no_sampler_seed(objective, self.name)
         return self
 
     def prepare(self) -> float:
@@ -65,7 +69,7 @@ class Step:
 
     def warn_if_unsuited(self, objective: nn.Module) -> None:
         """Batched steps share an objective's sampled classes across the batch (TensorFlow's semantics)."""
-        shared = getattr(objective, "shares_negatives", False) and objective.num_sampled
+        shared = not self.per_pair and getattr(objective, "shares_negatives", False) and objective.num_sampled
         if shared and shared < 32:
             warnings.warn(f"with step={self.name} the whole batch shares its num_negatives={shared} sampled classes "
                           "(TensorFlow's semantics), too few for good vectors; use num_negatives=64 (or step=hogwild "
@@ -109,18 +113,11 @@ class PerPair(Step):
 
     name = "per_pair"
     default_lr, default_final = 0.04, 0.05
-
-    def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:
-        hogwild.plan(objective)  # raises, naming what is unsupported
-        check_no_sampler_seed(objective, self.name)
-        return self
+    per_pair = True
 
     def loss(self, model: nn.Module, centre: torch.Tensor, context: torch.Tensor, group: dict[str, Any],
              lr_end: float) -> torch.Tensor:
         return batched.per_pair_loss(model.embedding(centre), model.objective, context).mean()
-
-    def warn_if_unsuited(self, objective: nn.Module) -> None:
-        pass
 
 
 class Hogwild(SGD):
@@ -129,16 +126,14 @@ class Hogwild(SGD):
     negative sampling). The rate decays across each batch's pairs; `trainer.deterministic=true` runs one thread."""
 
     name = "hogwild"
-    in_place = True
+    in_place = per_pair = True
     shuffle_block = hogwild.PAIR_BLOCK
 
     def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:
         if not one_cpu_process:
             raise ValueError("step=hogwild updates the tables in place in one CPU process; use step=per_pair (each "
                              "pair its own negatives), sgd or adam on GPUs and under DDP")
-        hogwild.plan(objective)
-        check_no_sampler_seed(objective, self.name)
-        return self
+        return super().resolve(objective, one_cpu_process)
 
     def prepare(self) -> float:
         t = time.perf_counter()
@@ -149,9 +144,6 @@ class Hogwild(SGD):
              lr_end: float) -> torch.Tensor:
         return hogwild.hogwild_step(model.embedding.weight, model.objective, centre, context, group["lr"],
                                     lr_end=lr_end)
-
-    def warn_if_unsuited(self, objective: nn.Module) -> None:
-        pass
 
 
 class Auto(Step):
