@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from contrastive.cli.run_dir import Run, add_trust_option
+from contrastive.cli.run_dir import Run, add_trust_option, opened
 from contrastive.runtime.checkpoints import check_checkpoint_matches
 from contrastive.runtime.safe_config import trusting
 from contrastive.tasks import ImageTask
@@ -31,11 +31,10 @@ def apply_data_overrides(cfg: DictConfig, overrides: list[str]) -> None:
         OmegaConf.update(cfg, key, yaml.safe_load(value) if value else value)
 
 
-
-def evaluate_run(source: str, checkpoint: str = "last.ckpt", overrides: list[str] | None = None) -> dict[str, Any]:
+def evaluate_run(source: str | Run, checkpoint: str = "last.ckpt", overrides: list[str] | None = None) -> dict[str, Any]:
     """The image task's evaluation of `source` (a run directory or a checkpoint file in it); updates eval.json.
     `overrides`: `data.KEY=VALUE` items, e.g. where the data folder is now."""
-    run = Run(source, checkpoint)
+    run = opened(source, checkpoint)
     run_dir, ckpt, cfg = run.path, run.checkpoint, run.config
     apply_data_overrides(cfg, overrides or [])
     if not isinstance(run.task(), ImageTask):
@@ -49,7 +48,7 @@ def evaluate_run(source: str, checkpoint: str = "last.ckpt", overrides: list[str
     try:
         metrics = objects["task"].evaluate(cfg, objects, None)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"{e}\nif the run's data has moved, name its new place: contrastive-eval {source} "
+        raise FileNotFoundError(f"{e}\nif the run's data has moved, name its new place: contrastive-eval {run.source} "
                                 "data.root=NEW (or data.file_list=NEW)") from None
     objects["task"].report(cfg, None, {}, evaluated_checkpoint=os.path.abspath(ckpt))
     return metrics
@@ -64,8 +63,9 @@ def main() -> None:
     add_trust_option(ap)
     a = ap.parse_args()
     with trusting(a.trust.split(",")):
-        evaluate_run(a.run_dir, a.checkpoint, a.overrides)
-    print(f"updated {os.path.join(Run(a.run_dir, a.checkpoint).path, 'eval.json')}")
+        run = Run(a.run_dir, a.checkpoint)
+        evaluate_run(run, overrides=a.overrides)
+    print(f"updated {os.path.join(run.path, 'eval.json')}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ class Run:
     """A run directory of `contrastive-train` and one of its checkpoint files; `state` is read on first use."""
 
     def __init__(self, source: str, checkpoint: str = "last.ckpt") -> None:
+        self.source = source  # as the user named it: the run directory or a checkpoint file
         if os.path.isdir(source):
             self.path, self.checkpoint = source, os.path.join(source, "checkpoints", checkpoint)
         elif os.path.isfile(source):

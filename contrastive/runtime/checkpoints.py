@@ -126,7 +126,6 @@ def check_checkpoint_matches(path: str, module: torch.nn.Module) -> dict[str, An
     return saved
 
 
-
 LAUNCHED_RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 
 

@@ -68,38 +68,33 @@ def _is_project_class(target: str) -> bool:
     return _defined_under(target, ("contrastive",)) and isinstance(hydra.utils.get_object(target), type)
 
 
-def unsafe_targets(cfg: DictConfig | ListConfig, prefix: str = "") -> list[tuple[str, Any]]:
-    """`(key, value)` of every `_target_` in `cfg` (at any depth) that is neither a class of `contrastive.*`
-    nor in `ALLOWED_OUTSIDE`; interpolated targets count as unsafe (they could resolve to anything)."""
-    bad: list[tuple[str, Any]] = []
+def _target_nodes(cfg: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[DictConfig, str, Any]]:
+    """`(the mapping holding it, its dotted key, its unresolved value)` of every `_target_` in `cfg`, at any depth."""
     items = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else enumerate(cfg)
-    for key, _ in items:
+    for key, _ in list(items):
         node = cfg._get_node(key)
         where = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(node, (DictConfig, ListConfig)):
-            bad += unsafe_targets(node, where)
+            yield from _target_nodes(node, where)
         elif key == "_target_":
-            value = node._value()
-            ok = isinstance(value, str) and "${" not in value and (
+            yield cfg, where, node._value()
+
+
+def unsafe_targets(cfg: DictConfig | ListConfig) -> list[tuple[str, Any]]:
+    """`(key, value)` of every `_target_` in `cfg` (at any depth) that is neither a class of `contrastive.*`
+    nor in `ALLOWED_OUTSIDE`; interpolated targets count as unsafe (they could resolve to anything)."""
+    return [(where, value) for _, where, value in _target_nodes(cfg)
+            if not (isinstance(value, str) and "${" not in value and (
                 value in ALLOWED_OUTSIDE or _is_project_class(value)
-                or _defined_under(value, TRUSTED_PACKAGES + _trusted.get()))
-            if not ok:
-                bad.append((where, value))
-    return bad
+                or _defined_under(value, TRUSTED_PACKAGES + _trusted.get())))]
 
 
 def _follow_moves(cfg: DictConfig | ListConfig) -> None:
     """Rename, in place, every `_target_` that names a class by a path in `MOVED` to where it lives now."""
-    items = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else enumerate(cfg)
-    for key, _ in list(items):
-        node = cfg._get_node(key)
-        if isinstance(node, (DictConfig, ListConfig)):
-            _follow_moves(node)
-        elif key == "_target_" and isinstance(node._value(), str):
-            old = node._value()
-            for before, after in MOVED.items():
-                if old.startswith(before):
-                    cfg[key] = after + old[len(before):]
+    for holder, _, value in _target_nodes(cfg):
+        for before, after in MOVED.items():
+            if isinstance(value, str) and value.startswith(before):
+                holder["_target_"] = after + value[len(before):]
 
 
 def load_run_config(path: str) -> DictConfig:
