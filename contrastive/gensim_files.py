@@ -2,10 +2,8 @@
 for the data modules and the evaluations."""
 from __future__ import annotations
 
-CORPORA = {  # training corpora
-    "enwiki_sample": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
-    "lee": "lee_background.cor",
-}
+WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"  # 106 articles
+LEE = "lee_background.cor"  # the Lee background corpus: 300 news documents
 WORDSIM353, SIMLEX999, ANALOGIES = "wordsim353.tsv", "simlex999.txt", "questions-words.txt"
 LEE_DOCS, LEE_SCORES = "lee.cor", "similarities0-1.txt"  # 50 documents and their human similarity scores
 

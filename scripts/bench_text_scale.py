@@ -75,9 +75,11 @@ def tokenize_vs_epoch(path: str) -> None:
             "lexical": True, "dense_weight": 0.8}  # encoder=bag_of_tokens as configured
     print("| tokenizer | setup (read + tokenize once) s | tokenizing every training text s | one epoch s | "
           "tokenizing / epoch |\n|---|---|---|---|---|")
-    for tok in ("hashing", "subword"):
+    from contrastive.data.text.subword import SubwordTokenizer
+    from contrastive.data.text.tokenizers import HashingTokenizer
+    for name, tok in (("hashing", HashingTokenizer(65536, ())), ("subword", SubwordTokenizer(vocab_size=65536))):
         t = time.perf_counter()
-        dm = TextPairDataModule(path, batch_size=128, vocab_size=65536, ngrams=(), tokenizer=tok, stream=False)
+        dm = TextPairDataModule(path, batch_size=128, tokenizer=tok, stream=False)
         dm.setup()
         setup = time.perf_counter() - t
         texts = list(dm.token_cache)
@@ -85,13 +87,13 @@ def tokenize_vs_epoch(path: str) -> None:
         dm.tokenizer.batch(texts)
         tokenize = time.perf_counter() - t
         epoch = epoch_seconds(dm, opts)
-        print(f"| {tok} | {setup:.1f} | {tokenize:.2f} | {epoch:.1f} | {100 * tokenize / epoch:.1f}% |", flush=True)
+        print(f"| {name} | {setup:.1f} | {tokenize:.2f} | {epoch:.1f} | {100 * tokenize / epoch:.1f}% |", flush=True)
 
 
 def stream_child(path: str, stream: str) -> None:
     from contrastive.data import TextPairDataModule
     t = time.perf_counter()
-    dm = TextPairDataModule(path, batch_size=128, vocab_size=65536, ngrams=(), stream=stream == "True")
+    dm = TextPairDataModule(path, batch_size=128, stream=stream == "True")  # hashed words, 65,536 ids
     dm.setup()
     print(f"| {stream} | {len(dm.train_pairs):,} | {time.perf_counter() - t:.1f} | {peak_rss_gib():.2f} |", flush=True)
 

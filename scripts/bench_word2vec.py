@@ -4,7 +4,7 @@ simlex999 Spearman, then `--rounds` alternating throughput duels of ours and gen
 throughput-only run on a synthetic corpus of N tokens (Zipf law, exponent 1.1, over 200k word types, sentences
 of 20 words; seed 0), 1 epoch each.
 
-    python scripts/bench_word2vec.py [--epochs 5] [--corpus enwiki_sample] [--zipf-tokens 10000000] [--rounds 3]
+    python scripts/bench_word2vec.py [--epochs 5] [--data enwiki_sample] [--zipf-tokens 10000000] [--rounds 3]
     python scripts/bench_word2vec.py --batched-only --device cuda --zipf-tokens 2000000   # the batched paths, GPU
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ import argparse
 import os
 import tempfile
 
+import hydra
 import numpy as np
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
-from contrastive.data.text.corpus import load_corpus
 from contrastive.eval.words import gensim_baseline, word_metrics
 from contrastive.train import train
 
@@ -31,9 +31,16 @@ def zipf_corpus(path: str, tokens: int, types: int = 200_000, exponent: float = 
         f.writelines(" ".join(row) + "\n" for row in words[ids].reshape(-1, length))
 
 
+def sentences(data: str) -> list[list[str]]:
+    """The corpus of the skip-gram data config `data`, as token lists."""
+    with initialize_config_module("contrastive.conf", version_base="1.3"):
+        return hydra.utils.instantiate(compose("train", overrides=["experiment=word2vec_wiki", f"data={data}"]).data
+                                       ).sentences()
+
+
 def ours(objective: list[str], a: argparse.Namespace, corpus: str | None = None, epochs: int | None = None,
          evaluate: bool = True, trainer: tuple[str, ...] = ()) -> dict[str, float]:
-    data = ["data=text_file", f"data.corpus={corpus}"] if corpus else [f"data.corpus={a.corpus}"]
+    data = ["data=text_file", f"data.corpus={corpus}"] if corpus else [f"data={a.data}"]
     with initialize_config_module("contrastive.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=word2vec_wiki", *data, f"evaluate={evaluate}", *trainer,
                                           f"trainer.max_epochs={epochs or a.epochs}", "trainer.enable_progress_bar=false",
@@ -50,7 +57,7 @@ def ours(objective: list[str], a: argparse.Namespace, corpus: str | None = None,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", default="enwiki_sample")
+    ap.add_argument("--data", default="enwiki_sample", help="a skip-gram data config: enwiki_sample or lee")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--dim", type=int, default=100)
     ap.add_argument("--window", type=int, default=5)
@@ -73,9 +80,9 @@ def main() -> None:
                 nce + ["step=per_pair"], a),
             "ours, NCE (5 negatives shared by the batch), sgd, batch 2048": ours(nce + batched + ["step=sgd"], a),
             "ours, NCE (5 negatives shared by the batch), adam, batch 2048": ours(nce + batched + ["step=adam"], a)}
-    vec, words, wps = gensim_baseline(load_corpus(a.corpus), a.dim, a.window, 5, 5, a.epochs, 1e-3, 0, workers=2)
+    vec, words, wps = gensim_baseline(sentences(a.data), a.dim, a.window, 5, 5, a.epochs, 1e-3, 0, workers=2)
     rows["gensim Word2Vec(sg=1, negative=5, workers=2)"] = {**word_metrics(vec, words), "words_per_second": wps}
-    print(f"# corpus {a.corpus}, {a.epochs} epochs, dim {a.dim}, window {a.window}, {os.cpu_count()} CPUs; words/s "
+    print(f"# data={a.data}, {a.epochs} epochs, dim {a.dim}, window {a.window}, {os.cpu_count()} CPUs; words/s "
           "excludes hogwild's one-off compilation (~5 s)")
     ratio = rows[next(iter(rows))]["words_per_second"] / rows["gensim Word2Vec(sg=1, negative=5, workers=2)"][
         "words_per_second"]
@@ -84,7 +91,7 @@ def main() -> None:
     print(f"# ours (NCE, 5 negatives, hogwild) / gensim words/s: {ratio:.2f}; NCE 64 negatives takes {k64:.1f}x the "
           "time of 5")
     if a.rounds:
-        duel(nce + ["step=hogwild"], a, load_corpus(a.corpus))
+        duel(nce + ["step=hogwild"], a, sentences(a.data))
     print("| model | words/s | wordsim353 | simlex999 | analogy (coverage) |")
     print("|---|---|---|---|---|")
     for name, m in rows.items():

@@ -1,7 +1,7 @@
 """Held-out retrieval of the text-pairs task under each option, mean over seeds, as a Markdown table.
 
     python scripts/compare_text_options.py                       # the default task, hashed words, mined negatives
-    python scripts/compare_text_options.py --seeds 0 --options "base=" "bm25=data.mine_negatives=bm25"
+    python scripts/compare_text_options.py --seeds 0 --options "base=" "bm25=data/miner=bm25"
 
 Each option is `name=override override ...` added to `contrastive-train experiment=<experiment>`; every run
 writes its eval.json under --out."""
@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-OPTIONS = ["default=", "hashing=data.tokenizer=hashing", "bm25=data.mine_negatives=bm25",
-           "tfidf=data.mine_negatives=tfidf", "model=data.mine_negatives=model"]
+OPTIONS = ["default=", "hashing=data/tokenizer=hashing", "bm25=data/miner=bm25",
+           "tfidf=data/miner=tfidf", "model=data/miner=model"]
 COLUMNS = ["recall_at_1", "recall_at_5", "recall_at_10", "mrr", "lee_pearson"]
 
 

@@ -213,7 +213,7 @@ def test_a_users_text_encoder_and_loss_train_on_text_pairs(tmp_path, user_module
     # the user's loss takes no `ids`: the dual encoder passes only what its forward names
     _, objects = train(make_cfg(tmp_path / "run", [
         "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.extra_texts=[]", "data.batch_size=8",
-        "data.vocab_size=4096", "encoder=custom", "encoder._target_=my_module.MeanTokens", "+encoder.vocab_size=4096",
+        "data.tokenizer.vocab_size=4096", "encoder=custom", "encoder._target_=my_module.MeanTokens", "+encoder.vocab_size=4096",
         "objective=custom", "objective._target_=my_module.CosineLoss", "trainer.max_epochs=1", "evaluate=false"],
         fast=False))
     before = objects["random_init"].table.weight

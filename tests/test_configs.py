@@ -18,6 +18,9 @@ CONF = resources.files("contrastive.conf")
 GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and not d.name.startswith("_"))
 OPTIONS = [(g, f.name[:-5]) for g in GROUPS for f in sorted(CONF.joinpath(g).iterdir(), key=lambda p: p.name)
            if f.name.endswith(".yaml")]
+# groups inside a group (data/tokenizer, data/miner): their options compose onto the text-pairs run
+NESTED = [(f"{g}/{d.name}", f.name[:-5]) for g in GROUPS for d in CONF.joinpath(g).iterdir() if d.is_dir()
+          for f in sorted(d.iterdir(), key=lambda p: p.name) if f.name.endswith(".yaml")]
 # where an option of a group can be used: the default image run, word2vec on the small Lee corpus, text pairs
 BASES = [[], ["experiment=word2vec_wiki", "data=lee"], ["experiment=word2vec_wiki", "data=lee", "candidates=none"],
          ["experiment=text_pairs_wiki", "task.word_vectors.epochs=0"],  # word2vec pretraining is tested elsewhere
@@ -50,6 +53,15 @@ def compose_for(tmp_path, group: str, option: str):
 def test_every_group_is_covered():
     assert {"task", "data", "encoder", "projector", "objective", "negatives", "candidates", "step", "model",
             "optimizer", "trainer", "logger", "experiment"} <= set(GROUPS)
+    assert {g for g, _ in NESTED} == {"data/tokenizer", "data/miner"}
+
+
+@pytest.mark.parametrize("group, option", NESTED, ids=[f"{g}={o}" for g, o in NESTED])
+def test_nested_option_composes_and_instantiates(tmp_path, group, option):
+    cfg = make_cfg(tmp_path, [*BASES[3], f"{group}={option}"])
+    made = instantiate(cfg.data)
+    assert type(made.tokenizer if group == "data/tokenizer" else made.miner).__name__ == \
+        get_class(OmegaConf.select(cfg, group.replace("/", "."))._target_).__name__
 
 
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])

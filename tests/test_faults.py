@@ -56,6 +56,43 @@ def test_a_run_saved_before_the_loggers_moved_still_loads(tmp_path):
     assert cfg.logger.csv._target_ == "contrastive.runtime.loggers.ResumableCSVLogger"
 
 
+OLD_TEXT_DATA = """data:
+  _target_: contrastive.data.text.text_pairs.TextPairDataModule
+  path: null
+  builtin: python_docstrings
+  vocab_size: 500
+  ngrams: []
+  max_len: 64
+  extra_texts: [lee]
+  mine_negatives: tfidf
+  mine_k: 2
+  tokenizer: subword
+  subword_size: 80
+"""
+
+
+def test_a_text_run_saved_with_the_old_option_values_still_builds(tmp_path):
+    from hydra.utils import instantiate
+
+    from contrastive.data.text.code_pairs import PythonDocstrings
+    from contrastive.data.text.mining import TfidfMiner
+    from contrastive.data.text.subword import SubwordTokenizer
+    path = tmp_path / "config.yaml"
+    path.write_text(OLD_TEXT_DATA)
+    dm = instantiate(load_run_config(str(path)).data)
+    assert isinstance(dm.tokenizer, SubwordTokenizer) and (dm.tokenizer.size, dm.tokenizer.vocab_size) == (80, 500)
+    assert dm.tokenizer.max_len == 64 and isinstance(dm.source, PythonDocstrings)
+    assert isinstance(dm.miner, TfidfMiner) and dm.miner.k == 2
+    assert dm.extra_texts[0].lines()[:1] and type(dm.extra_texts[0]).__name__ == "GensimFile"
+    hashing = OLD_TEXT_DATA.replace("tokenizer: subword", "tokenizer: hashing").replace("builtin: python_docstrings", "builtin: null")
+    path.write_text(hashing.replace("ngrams: []", "ngrams: [3]"))
+    dm = instantiate(load_run_config(str(path)).data)
+    assert dm.tokenizer.ngrams == (3,) and dm.tokenizer.vocab_size == 500 and dm.source.__class__.__name__ == \
+        "WikiParagraphs"
+    path.write_text("data:\n  _target_: contrastive.data.text.skipgram.SkipGramDataModule\n  corpus: lee\n")
+    assert type(instantiate(load_run_config(str(path)).data).corpus).__name__ == "GensimFile"
+
+
 @pytest.mark.parametrize("target", ["builtins.open", "torch.load", "contrastive.cli.embed.os.system",
                                     "contrastive.cli.embed.main", "${oc.env:EVIL}", "os.system"])
 def test_run_config_naming_foreign_code_is_refused_before_anything_runs(tmp_path, target):
@@ -202,14 +239,15 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
      r"candidates.seed=1 has no effect with step=hogwild: each pair draws its negatives from the run's generator"),
     (["experiment=word2vec_wiki", "data=lee", "candidates.seed=1", "step=per_pair"], ValueError,
      r"candidates.seed=1 has no effect with step=per_pair"),
-    (["experiment=text_pairs_wiki", "data.tokenizer=hashing", "data.subword_size=100"], InstantiationException,
-     r"data.subword_size=100 \(for data.tokenizer=subword\)"),
-    (["experiment=text_pairs_wiki", "data.tokenizer=subword", "data.ngrams=[3]"], InstantiationException,
-     r"data.ngrams=\[3\] \(hashed character n-grams, for data.tokenizer=hashing\)"),
-    (["experiment=text_pairs_wiki", "data.mine_k=3"], InstantiationException,
-     r"data.mine_k=3 \(negatives per pair when mining: set data.mine_negatives\)"),
-    (["experiment=text_pairs_wiki", "data.path=pairs.tsv", "data.builtin=python_docstrings"], InstantiationException,
-     r"data.builtin=python_docstrings \(the embedded set used only while data.path is null\)"),
+    # a tokenizer's or miner's options belong to the one chosen: another's, or k without a miner, cannot be set
+    (["experiment=text_pairs_wiki", "data/tokenizer=hashing", "data.tokenizer.size=100"], ConfigCompositionException,
+     r"data.tokenizer.size"),
+    (["experiment=text_pairs_wiki", "data.tokenizer.ngrams=[3]"], ConfigCompositionException, r"ngrams"),
+    (["experiment=text_pairs_wiki", "data.miner.k=3"], ConfigCompositionException, r"data.miner.k"),
+    (["experiment=text_pairs_wiki", "data.tokenizer=subword"], InstantiationException,
+     r"data.tokenizer='subword' lacks .*; choose one with data/tokenizer=hashing\|subword"),
+    (["experiment=text_pairs_code", "data.path=pairs.tsv"], InstantiationException,
+     r"data.builtin=PythonDocstrings \(the embedded set used only while data.path is null\)"),
     (["experiment=text_pairs_wiki", "data.heldout_max=5"], InstantiationException,
      r"data.heldout_max=5 \(for a streamed pairs file"),
 ])
@@ -347,7 +385,7 @@ def test_text_pairs_with_nothing_held_out_are_refused_before_training(tmp_path):
     rows = "".join(f"topic {i} question\ttopic {i} answer\n" for i in range(12))
     (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + rows)
     args = ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=4",
-            "data.heldout_fraction=0", "task.word_vectors.epochs=0", "data.tokenizer=hashing"]
+            "data.heldout_fraction=0", "task.word_vectors.epochs=0", "data/tokenizer=hashing"]
     with pytest.raises(ValueError, match=r"no held-out pairs to measure retrieval on: data.heldout_fraction=0 holds "
                                          r"none out \(beside 12 training pairs\).* or set evaluate=false"):
         train(make_cfg(tmp_path / "a", args))
@@ -391,7 +429,7 @@ def test_pair_files_that_hold_no_usable_text_say_why(tmp_path):
     header = tmp_path / "header.tsv"
     header.write_text("anchor\tpositive\n")
     with pytest.raises(ValueError, match=r"header.tsv holds no pairs: no data row with both an anchor and a positive"):
-        TextPairDataModule(str(header), batch_size=2, tokenizer="hashing").setup()
+        TextPairDataModule(str(header), batch_size=2).setup()
     utf16 = tmp_path / "excel.csv"
     utf16.write_bytes("anchor,positive\na,b\n".encode("utf-16"))
     with pytest.raises(ValueError, match=r"excel.csv is UTF-16 text .* re-save it as UTF-8"):
@@ -411,5 +449,5 @@ def test_padding_memory_mapped_ids_copies_them_without_a_warning(tmp_path):
     read_only = np.memmap(tmp_path / "ids", dtype=np.int32, mode="r")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # PyTorch's "NumPy array is not writable" would fail here
-        padded = TextPairDataModule(str(tmp_path / "p.tsv"), tokenizer="hashing").pad([read_only, read_only[:1]])
+        padded = TextPairDataModule(str(tmp_path / "p.tsv")).pad([read_only, read_only[:1]])
     assert padded.tolist() == [[4, 5, 6], [4, 0, 0]]

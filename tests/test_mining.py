@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from contrastive.data.text.mining import mine
+from contrastive.data.text.mining import BM25Miner, ModelMiner, TfidfMiner
 from contrastive.data.text.text_pairs import TextPairDataModule
 
 TOPICS = ["red apple fruit", "green apple tree", "fast red car", "slow green bus", "blue ocean water",
@@ -18,10 +18,13 @@ def _pairs_file(path, n=8):
     return str(path)
 
 
+MINERS = {"bm25": BM25Miner, "tfidf": TfidfMiner}
+
+
 @pytest.mark.parametrize("method", ["bm25", "tfidf"])
 def test_mined_negatives_are_the_best_other_positives(tmp_path, method):
     dm = TextPairDataModule(_pairs_file(tmp_path / "p.tsv"), heldout_fraction=0.0, batch_size=4,
-                            mine_negatives=method, mine_k=2)
+                            miner=MINERS[method](k=2))
     dm.setup()
     from sklearn.feature_extraction.text import TfidfVectorizer
     vec = TfidfVectorizer(sublinear_tf=True).fit(dm.positives)
@@ -42,18 +45,22 @@ def test_model_mining_and_the_excluded_copies():
     docs = ["a b", "a c", "b c", "a c c"]
     embed = lambda texts, side: torch.tensor([[t.count(c) for c in "abc"] for t in texts], dtype=torch.float)
     # anchor "a c" is itself document 1: neither it nor the positive (0) may be mined
-    got = mine(["a c", "b"], [0, 2], docs, 1, "model", embed)
+    got = ModelMiner(k=1).mine(["a c", "b"], [0, 2], docs, embed)
     assert got[0] == [3] and got[1] == [0]
 
 
 def test_mining_errors_name_the_bad_setting(tmp_path):
-    with pytest.raises(ValueError, match="mine_negatives='bm26' is not a mining method; valid: bm25, tfidf, model"):
-        TextPairDataModule(mine_negatives="bm26")
-    with pytest.raises(ValueError, match="mine_k=0"):
-        TextPairDataModule(mine_negatives="bm25", mine_k=0)
+    with pytest.raises(ValueError, match=r"data.miner='bm26' lacks mine, k, needs_encoder .*; choose one with "
+                                         r"data/miner=bm25\|tfidf\|model"):
+        TextPairDataModule(miner="bm26")
+    with pytest.raises(ValueError, match="data.miner.k=0: mining needs at least 1"):
+        BM25Miner(k=0)
+    with pytest.raises(ValueError, match="needs the encoder"):
+        ModelMiner(k=1).mine(["a"], [0], ["a b", "c d"])
     dm = TextPairDataModule(_pairs_file(tmp_path / "p.tsv", 4), heldout_fraction=0.0, batch_size=2,
-                            mine_negatives="tfidf", mine_k=4)
-    with pytest.raises(ValueError, match="mine_k=4 needs at least 5 distinct positive texts .* hold 4"):
+                            miner=TfidfMiner(k=4))
+    with pytest.raises(ValueError, match="data/miner=tfidf with data.miner.k=4 needs at least 5 distinct positive "
+                                         "texts .* hold 4"):
         dm.setup()
 
 
@@ -62,6 +69,6 @@ def test_k_negatives_when_an_anchor_is_also_a_positive_text(method):
     # anchor 0 is doc 1 word for word and ranks it first, beside its own positive (doc 0): both are skipped
     docs = ["red apple pie", "green apple tart", "apple cake recipe", "apple crumble", "banana bread"]
     anchors = ["green apple tart", "banana bread loaf"]
-    found = mine(anchors, [0, 4], docs, 3, method)
+    found = MINERS[method](k=3).mine(anchors, [0, 4], docs)
     assert [len(f) for f in found] == [3, 3]
     assert 0 not in found[0] and 1 not in found[0] and 4 not in found[1]

@@ -68,7 +68,7 @@ def test_a_pairs_texts_are_tokenized_once_not_every_epoch(tmp_path, monkeypatch)
     batch = epochs[0][0]
     fresh = dm.pad([dm.heldout[0]["anchor"]])  # a text outside the cache is tokenized as it comes
     assert calls == [dm.heldout[0]["anchor"]] and fresh.shape[0] == 1
-    tok = HashingTokenizer(ngrams=())  # the data module's default: words alone
+    tok = HashingTokenizer()  # the data module's default: words alone
     i = int(batch["ids"][0])
     pair = next(p for p in dm.train_pairs if p["id"] == i)
     assert batch["positive"][0, :len(tok(pair["positive"]))].tolist() == original(tok, pair["positive"])
@@ -90,7 +90,7 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
     for objective in ("clip", "infonce"):
         _metrics, objects = train(make_cfg(tmp_path, [
             "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
-            "data.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", f"objective={objective}",
+            "data.tokenizer.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", f"objective={objective}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2", "task.word_vectors.epochs=2"], fast=False))
         ev = json.loads((tmp_path / "eval.json").read_text())
         for k in ("recall_at_1", "recall_at_1_random_init", "recall_at_1_word2vec_init", "tfidf_recall_at_1", "mrr",
@@ -110,11 +110,11 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
     _, objects = train(make_cfg(run, ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}",
-                                      "data.batch_size=8", "data.vocab_size=4096", "encoder.dim=16",
+                                      "data.batch_size=8", "data.tokenizer.vocab_size=4096", "encoder.dim=16",
                                       "encoder.out_dim=16", "trainer.max_epochs=1", "evaluate=false",
                                       "task.word_vectors.epochs=1", "data.extra_texts=[]",
-                                      f"data.tokenizer={tokenizer}",
-                                      *(["data.subword_size=60"] if tokenizer == "subword" else [])], fast=False))
+                                      f"data/tokenizer={tokenizer}",
+                                      *(["data.tokenizer.size=60"] if tokenizer == "subword" else [])], fast=False))
     model, dm = load_dual_encoder(str(run))
     got = embed_texts(model.embed, dm, ["topic 3 question", "something else"]).to_dense().numpy()
     want = objects["model"].eval().embed(dm.pad(["topic 3 question", "something else"])).to_dense().detach()
@@ -137,7 +137,8 @@ def test_embed_a_text_file_with_a_trained_run(tmp_path, tokenizer):
 
 
 def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
-    from contrastive.data.text.builtin_pairs import CropPairs, read_text_lines
+    from contrastive.data.text.builtin_pairs import CropPairs
+    from contrastive.data.text.corpus import GensimFile, TextFile, WikiDump
     text = " ".join(f"w{i}" for i in range(100))
     crops = CropPairs([text, "a b c d e f g h i j"], per_text=2, first_id=10, seed=0)
     assert len(crops) == 4
@@ -152,12 +153,12 @@ def test_crop_pairs_are_fresh_spans_of_their_source(tmp_path):
     assert len(seen) > 10  # new crops at every access
     assert crops[3]["id"] == 11 and len(crops[3]["anchor"].split()) == 5  # never under 5 words
     (tmp_path / "docs.txt").write_text("too short\n" + "a long enough line with more than ten words in it ok\n")
-    assert read_text_lines(str(tmp_path / "docs.txt")) == ["a long enough line with more than ten words in it ok"]
-    assert len(read_text_lines("lee")) == 300
-    with pytest.raises(ValueError, match="cannot hold enwiki_sample"):
-        read_text_lines("enwiki_sample")
+    assert TextFile(str(tmp_path / "docs.txt")).lines() == ["a long enough line with more than ten words in it ok"]
+    assert len(GensimFile("lee_background.cor").lines()) == 300
+    with pytest.raises(ValueError, match=r"data.extra_texts\[1\]=a WikiDump lacks lines .* held-out set"):
+        TextPairDataModule(extra_texts=[str(tmp_path / "docs.txt"), WikiDump()])
     with pytest.raises(FileNotFoundError, match="text corpus .* does not exist"):
-        read_text_lines(str(tmp_path / "none.txt"))
+        TextFile(str(tmp_path / "none.txt")).lines()
 
 
 def test_crops_join_a_users_pairs(tmp_path):
@@ -247,7 +248,7 @@ def test_word_vectors_start_a_transformer_and_need_a_token_table(tmp_path):
     lines = ["anchor\tpositive"] + [f"topic {i} question\ttopic {i} answer" for i in range(20)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
     args = ["experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8",
-            "data.vocab_size=4096", "trainer.max_epochs=1", "task.word_vectors.epochs=1", "evaluate=false"]
+            "data.tokenizer.vocab_size=4096", "trainer.max_epochs=1", "task.word_vectors.epochs=1", "evaluate=false"]
     transformer = ["encoder=transformer_text", "encoder.dim=16", "encoder.heads=2"]
     _, objects = train(make_cfg(tmp_path / "t", args + transformer, fast=False))
     table = objects["word2vec_init"].token_table
@@ -262,12 +263,11 @@ def test_subword_pieces_are_learned_shared_and_carried_in_the_state(tmp_path):
     from contrastive.data.text.subword import SubwordTokenizer
     rows = "".join(f"tokenization {i}\ttokenizer number {i}\n" for i in range(30))
     (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + rows)
-    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=4, vocab_size=500, tokenizer="subword",
-                            subword_size=80)
+    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=4, tokenizer=SubwordTokenizer(80, vocab_size=500))
     dm.setup()
     tok = dm.tokenizer
     assert 0 not in tok("tokenization") and max(max(tok(t)) for t in dm.train_texts) < 80
-    again = TextPairDataModule(str(tmp_path / "p.tsv"), vocab_size=500, tokenizer="subword", subword_size=80)
+    again = TextPairDataModule(str(tmp_path / "p.tsv"), tokenizer=SubwordTokenizer(80, vocab_size=500))
     again.load_state_dict(dm.state_dict())
     assert again.pad(["tokenizer 7"]).tolist() == dm.pad(["tokenizer 7"]).tolist()
     # words seen twice stay whole; the others lend their common leading and trailing pieces to unseen words
@@ -287,9 +287,11 @@ def test_subword_pieces_are_learned_shared_and_carried_in_the_state(tmp_path):
         assert out == words.to_str()
     with pytest.raises(RuntimeError, match="has not been trained"):
         SubwordTokenizer(50)("text")
-    with pytest.raises(ValueError, match="subword_size=900 pieces do not fit the encoder's vocab_size=500"):
-        TextPairDataModule(vocab_size=500, tokenizer="subword", subword_size=900)
-    with pytest.raises(ValueError, match="data.tokenizer='bpe'; valid: hashing"):
+    with pytest.raises(ValueError, match="tokenizer.size=900 pieces do not fit the encoder's vocab_size=500"):
+        SubwordTokenizer(900, vocab_size=500)
+    assert SubwordTokenizer(vocab_size=500).size == 500 and SubwordTokenizer().size == 30000
+    with pytest.raises(ValueError, match=r"data.tokenizer='bpe' lacks .*batch.*; choose one with "
+                                         r"data/tokenizer=hashing\|subword"):
         TextPairDataModule(tokenizer="bpe")
 
 
@@ -306,7 +308,7 @@ def test_docstring_code_pairs_drop_the_docstring_and_repeated_summaries(tmp_path
     (tmp_path / "test_c.py").write_text(src.replace("numbers", "values"))  # test modules are left out
     (tmp_path / "d.py").write_text("def broken(:\n")
     assert [len(g) for g in docstring_pairs(str(tmp_path))] == [2]
-    with pytest.raises(ValueError, match="data.builtin='code'; valid: wiki_paragraphs, python_docstrings"):
+    with pytest.raises(ValueError, match=r"data.builtin='code' lacks read .*; use data=wiki_pairs or data=code_pairs"):
         TextPairDataModule(builtin="code")
 
 
@@ -314,7 +316,7 @@ def test_the_idf_counts_training_texts_only(tmp_path):
     import numpy as np
     rows = "".join(f"question about topic{i}\tanswer on topic{i} here\n" for i in range(30))
     (tmp_path / "p.tsv").write_text("anchor\tpositive\n" + rows)
-    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=4, heldout_fraction=0.2, tokenizer="hashing")
+    dm = TextPairDataModule(str(tmp_path / "p.tsv"), batch_size=4, heldout_fraction=0.2)
     dm.setup()
     assert len(dm.train_pairs) == 24 and len(dm.heldout) == 6
 

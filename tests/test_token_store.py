@@ -8,6 +8,7 @@ import pytest
 
 from contrastive.data.text.pair_files import read_pairs
 from contrastive.data.text.text_pairs import TextPairDataModule
+from contrastive.data.text.tokenizers import HashingTokenizer
 from contrastive.train import train
 from tests.conftest import make_cfg
 
@@ -22,7 +23,7 @@ def _file(tmp_path, n=60):
 
 def test_streamed_rows_hold_the_token_ids_of_the_file_in_order(tmp_path):
     path = _file(tmp_path)
-    dm = TextPairDataModule(path, batch_size=4, vocab_size=1000, stream=True, heldout_fraction=0.2, heldout_max=5,
+    dm = TextPairDataModule(path, batch_size=4, tokenizer=HashingTokenizer(1000, ()), stream=True, heldout_fraction=0.2, heldout_max=5,
                             cache_dir=str(tmp_path / "cache"))
     dm.setup()
     assert len(dm.heldout) == 5 and (tmp_path / "cache" / "rank0" / "ids.int32").exists()
@@ -36,7 +37,7 @@ def test_streamed_rows_hold_the_token_ids_of_the_file_in_order(tmp_path):
     same = [(a["id"] == b["id"]) == (r["positive"] == s["positive"]) for a, r in zip(dm.train_pairs, rows)
             for b, s in zip(dm.train_pairs, rows)]
     assert all(same)  # one id per distinct positive text
-    ref = TextPairDataModule(vocab_size=1000)
+    ref = TextPairDataModule(tokenizer=HashingTokenizer(1000, ()))
     want_idf = ref.token_idf([t for r in rows for t in (r["anchor"], r["positive"])])
     assert np.allclose(dm.idf.numpy(), want_idf.numpy())
     batch = dm.collate([dm.train_pairs[i] for i in range(4)])
@@ -47,8 +48,8 @@ def test_a_streamed_file_trains_and_refuses_what_needs_the_texts(tmp_path):
     path = _file(tmp_path)
     _metrics, objects = train(make_cfg(tmp_path / "run", [
         "experiment=text_pairs_wiki", f"data.path={path}", "data.stream=true", "data.batch_size=8",
-        "data.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", "trainer.max_epochs=1",
-        "task.word_vectors.epochs=0", "data.extra_texts=[]", "data.tokenizer=subword", "data.subword_size=100"],
+        "data.tokenizer.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", "trainer.max_epochs=1",
+        "task.word_vectors.epochs=0", "data.extra_texts=[]", "data/tokenizer=subword", "data.tokenizer.size=100", "data.tokenizer.vocab_size=4096"],
         fast=False))
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert ev["heldout_pairs"] == len(objects["datamodule"].heldout) > 0 and "tfidf_mrr" in ev

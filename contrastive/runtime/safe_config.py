@@ -12,6 +12,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from contrastive.runtime import legacy
+
 # classes outside `contrastive.*` that the project's own configs name
 ALLOWED_OUTSIDE = frozenset({"pytorch_lightning.Trainer", "pytorch_lightning.loggers.TensorBoardLogger",
                              "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.Adam"})
@@ -103,6 +105,7 @@ def load_run_config(path: str) -> DictConfig:
     if not isinstance(cfg, DictConfig):
         raise TypeError(f"{path} is not a run config (a mapping at the top level)")
     _follow_moves(cfg)
+    legacy.upgrade(cfg)
     bad = unsafe_targets(cfg)
     if bad:
         listed = "; ".join(f"{k}: {v!r}" for k, v in bad)

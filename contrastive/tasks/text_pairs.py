@@ -91,7 +91,7 @@ class TextPairsTask(Task):
         elif self.word_vectors["epochs"]:
             self.init_word_vectors(encoder, datamodule, cfg.seed)
             out["word2vec_init"] = copy.deepcopy(encoder)
-        if datamodule.mine_negatives == "model":  # the encoder as training starts (after the word vectors)
+        if datamodule.miner is not None and datamodule.miner.needs_encoder:  # as training starts (after word2vec)
             from contrastive.eval.retrieval import embed_texts
             frozen = copy.deepcopy(encoder).eval()  # eval mode for mining; the encoder itself trains on
             datamodule.add_mined(lambda texts, side: embed_texts(frozen, datamodule, texts))

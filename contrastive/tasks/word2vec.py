@@ -84,9 +84,8 @@ class Word2VecTask(Task):
         metrics["step"] = model.step.name  # what step=auto chose (still "auto" after a spawned run)
         metrics["compile_seconds"] = model.compile_seconds  # hogwild's one-off, not in words/s
         if self.compare_gensim:
-            from contrastive.data.text.corpus import load_corpus
             negatives = cfg.num_negatives if cfg.get("num_negatives") and cfg.num_negatives <= 64 else 5
-            gv, gw, gwps = gensim_baseline(load_corpus(dm.corpus), cfg.model.dim, dm.window, dm.min_count,
+            gv, gw, gwps = gensim_baseline(dm.sentences(), cfg.model.dim, dm.window, dm.min_count,
                                            negatives, trainer.current_epoch, dm.subsample, cfg.seed)
             metrics.update(word_metrics(gv, gw, prefix="gensim_"))
             metrics["gensim_words_per_second"] = gwps

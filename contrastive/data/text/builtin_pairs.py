@@ -1,4 +1,4 @@
-"""The embedded pair sets: consecutive paragraphs of the Wikipedia sample shipped in gensim, and crops of one
+"""The embedded Wikipedia pair source (consecutive paragraphs of the sample shipped in gensim), and crops of one
 text as its own pair (a plain text file or corpus, no pairs needed)."""
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from contrastive.data.text.corpus import read_utf8
-from contrastive.data.text.pair_files import existing
-from contrastive.gensim_files import CORPORA, gensim_path
+from contrastive.data.text.code_pairs import Split
+from contrastive.gensim_files import WIKI_SAMPLE, gensim_path
 
 
 def wiki_articles(min_words: int = 20) -> list[list[str]]:
@@ -19,7 +18,7 @@ def wiki_articles(min_words: int = 20) -> list[list[str]]:
 
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
     articles = []
-    with bz2.BZ2File(gensim_path(CORPORA["enwiki_sample"])) as f:
+    with bz2.BZ2File(gensim_path(WIKI_SAMPLE)) as f:
         for _, text, _ in extract_pages(f):
             paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", filter_wiki(text))
                      if len(p.split()) >= min_words]
@@ -34,15 +33,16 @@ def paragraph_pairs(paras: list[str]) -> list[dict[str, Any]]:
     return [{"anchor": a, "positive": b, "negatives": []} for a, b in zip(paras[0::2], paras[1::2])]
 
 
-def read_text_lines(name: str, min_words: int = 10) -> list[str]:
-    """Unpaired documents (for the IDF, word vectors and crop pairs), one per line with >= `min_words` words:
-    `lee` (gensim's 300 Lee background news documents, disjoint from the 50 scored ones) or a UTF-8 text file."""
-    if name == "enwiki_sample":
-        raise ValueError("extra_texts cannot hold enwiki_sample: its held-out articles are the evaluation set "
-                         "(its training articles are used already); use 'lee' or a text file")
-    path = gensim_path(CORPORA["lee"]) if name == "lee" else existing(
-        name, "text corpus", "data.extra_texts takes 'lee' or paths to text files (one document per line)")
-    return [" ".join(line.split()) for line in read_utf8(path).splitlines() if len(line.split()) >= min_words]
+class WikiParagraphs:
+    """Consecutive paragraphs of the Wikipedia sample as a pair source, split by article, so no held-out
+    paragraph was seen in training."""
+
+    def read(self, split: Split) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+        """`(held-out pairs, training pairs, training texts)`; `split(n)`: held-out and training indices."""
+        articles = [a for a in wiki_articles() if len(a) >= 2]
+        held, train = split(len(articles))
+        return ([p for i in held for p in paragraph_pairs(articles[i])],
+                [p for i in train for p in paragraph_pairs(articles[i])], [t for i in train for t in articles[i]])
 
 
 def crop(words: list[str], rng: np.random.Generator, low: float = 0.1, high: float = 0.5, min_words: int = 5) -> str:

@@ -7,7 +7,10 @@ import ast
 import os
 import sysconfig
 import warnings
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtledemo", "__pycache__"}
 
@@ -60,3 +63,20 @@ def docstring_pairs(root: str | None = None) -> list[list[dict[str, Any]]]:
         if pairs:
             groups.append(pairs)
     return groups
+
+
+Split = Callable[[int], "tuple[np.ndarray, np.ndarray]"]
+
+
+class PythonDocstrings:
+    """The docstring -> code pairs of the standard library as a pair source, split by module."""
+
+    def read(self, split: Split) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+        """`(held-out pairs, training pairs, training texts)`; `split(n)`: held-out and training indices."""
+        modules = docstring_pairs()
+        held, train = split(len(modules))
+        heldout = [p for i in held for p in modules[i]]
+        pairs = [p for i in train for p in modules[i]]
+        print(f"python_docstrings: {len(pairs) + len(heldout):,} pairs from {len(modules)} modules of the standard "
+              f"library; {len(heldout):,} pairs ({len(held)} modules) held out")
+        return heldout, pairs, [t for p in pairs for t in (p["anchor"], p["positive"])]

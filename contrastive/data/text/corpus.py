@@ -1,11 +1,13 @@
-"""Text corpora for word vectors: a user's text file or the real corpora shipped inside the gensim wheel."""
+"""Text corpora for word vectors and unpaired documents: a user's text file or the real corpora shipped inside the
+gensim wheel, as objects chosen by `_target_` (`sentences()`, and `lines()` for documents)."""
 from __future__ import annotations
 
 import os
 import re
 import warnings
+from typing import Any
 
-from contrastive.gensim_files import CORPORA, gensim_path
+from contrastive.gensim_files import LEE, WIKI_SAMPLE, gensim_path
 
 TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
 
@@ -40,7 +42,7 @@ def read_text_file(path: str) -> list[list[str]]:
     """One sentence (or document) per non-empty line; undecodable bytes become U+FFFD, counted and warned."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"corpus file {os.path.abspath(path)} does not exist; set data.corpus to a text "
-                                f"file (one sentence or document per line) or one of {sorted(CORPORA)}")
+                                "file (one sentence or document per line), or use data=lee or data=enwiki_sample")
     text = read_utf8(path)
     sentences = [t for t in (tokenize(line) for line in text.splitlines()) if t]
     if not sentences:
@@ -48,13 +50,64 @@ def read_text_file(path: str) -> list[list[str]]:
     return sentences
 
 
-def load_corpus(corpus: str) -> list[list[str]]:
-    """Sentences as token lists: `enwiki_sample` (106 Wikipedia articles, parsed with gensim's WikiCorpus),
-    `lee` (the Lee background corpus), or a path to a text file."""
-    if corpus == "enwiki_sample":
+class TextFile:
+    """A UTF-8 text file, one sentence or document per line (a plain string in `data.corpus` or
+    `data.extra_texts` is one of these)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    def file(self) -> str:
+        """The path read."""
+        return self.path
+
+    def sentences(self) -> list[list[str]]:
+        """Every non-empty line as lower-cased tokens."""
+        return read_text_file(self.file())
+
+    def lines(self, min_words: int = 10) -> list[str]:
+        """The lines of >= `min_words` words, whitespace normalised: unpaired documents."""
+        path = self.file()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"text corpus {os.path.abspath(path)} does not exist; data.extra_texts "
+                                    "takes paths to text files (one document per line)")
+        return [" ".join(line.split()) for line in read_utf8(path).splitlines()
+                if len(line.split()) >= min_words]
+
+
+class GensimFile(TextFile):
+    """A text file shipped inside the gensim wheel, by its file name (`lee_background.cor`: the Lee background
+    corpus, 300 news documents, ~60k tokens)."""
+
+    def __init__(self, name: str = LEE) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def file(self) -> str:
+        return gensim_path(self.name)
+
+
+class WikiDump:
+    """A Wikipedia XML dump (`.xml.bz2`), one list of tokens per article, parsed by gensim's WikiCorpus; null
+    `path`: the 106-article sample shipped inside the gensim wheel. It has no `lines`: in the text-pairs task
+    its held-out articles are what retrieval is measured on."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    def sentences(self) -> list[list[str]]:
         from gensim.corpora import WikiCorpus
-        wiki = WikiCorpus(gensim_path(CORPORA[corpus]), dictionary={}, processes=1)
+        wiki = WikiCorpus(self.path or gensim_path(WIKI_SAMPLE), dictionary={}, processes=1)
         return [list(article) for article in wiki.get_texts()]
-    if corpus == "lee":
-        return read_text_file(gensim_path(CORPORA[corpus]))
-    return read_text_file(corpus)
+
+
+def as_corpus(corpus: str | Any) -> Any:
+    """A corpus object: a string is a text file's path; anything else is taken as given (it keeps the contract:
+    `sentences()`, and `lines(min_words)` where documents are wanted)."""
+    return TextFile(corpus) if isinstance(corpus, str) else corpus

@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from contrastive.data.text.corpus import warn_undecodable
@@ -129,3 +129,21 @@ def iter_pairs(path: str) -> Iterator[dict[str, Any]]:
 def read_pairs(path: str) -> list[dict[str, Any]]:
     """Every row of `iter_pairs` in a list (`line` left out)."""
     return [{k: v for k, v in r.items() if k != "line"} for r in iter_pairs(path)]
+
+
+class PairFile:
+    """A user's pairs file (TSV, CSV or JSONL) as a pair source, split by row."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self, split: Callable[[int], tuple[Any, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                   list[str]]:
+        """`(held-out pairs, training pairs, training texts)`; `split(n)`: held-out and training indices."""
+        pairs = read_pairs(self.path)
+        if not pairs:
+            raise ValueError(f"{self.path} holds no pairs: no data row with both an anchor and a positive under its "
+                             "header")
+        held, train = split(len(pairs))
+        train_pairs = [pairs[i] for i in train]
+        return [pairs[i] for i in held], train_pairs, [t for p in train_pairs for t in (p["anchor"], p["positive"])]

@@ -15,8 +15,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from contrastive.checks import keeps_contract
 from contrastive.data.resumable import ResumablePosition
-from contrastive.data.text.corpus import load_corpus
+from contrastive.data.text.corpus import WikiDump, as_corpus
 
 
 def build_vocab(sentences: list[list[str]], min_count: int, max_vocab: int | None = None) -> tuple[list[str], np.ndarray]:
@@ -100,16 +101,20 @@ class _PairStream(IterableDataset):
 
 
 class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
-    """Batches of `(centre [B], context [B, 1])` word ids for word2vec-style training; `corpus` is a name,
-    a text file, or sentences as token lists."""
+    """Batches of `(centre [B], context [B, 1])` word ids for word2vec-style training; `corpus` is a corpus object
+    (`sentences()`: WikiDump, GensimFile, TextFile; null: the Wikipedia sample), a text file's path, or sentences
+    as token lists."""
 
-    def __init__(self, corpus: str | list[list[str]] = "enwiki_sample", min_count: int = 5, window: int = 5,
+    def __init__(self, corpus: Any = None, min_count: int = 5, window: int = 5,
                  subsample: float = 1e-3, batch_size: int = 1024, max_vocab: int | None = None,
                  chunk_tokens: int = 1_000_000, shuffle_seed: int = 0, shuffle_block: int | None = None) -> None:
         super().__init__()
         if window < 1 or min_count < 1 or batch_size < 1:
             raise ValueError(f"window, min_count and batch_size must be >= 1, got {window}, {min_count}, {batch_size}")
-        self.corpus, self.min_count, self.window, self.subsample = corpus, min_count, window, subsample
+        self.corpus = corpus if isinstance(corpus, list) else keeps_contract(
+            as_corpus(corpus or WikiDump()), "data.corpus", ("sentences",), "give a text file's path or use "
+            "data=enwiki_sample|lee")
+        self.min_count, self.window, self.subsample = min_count, window, subsample
         self.batch_size, self.max_vocab, self.chunk_tokens, self.seed = batch_size, max_vocab, chunk_tokens, shuffle_seed
         self.epoch = 0
         if shuffle_block is not None and shuffle_block < 1:
@@ -118,10 +123,14 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         # whose rows then stay in cache; 1, pair by pair, for batched steps, whose batches should span the corpus)
         self.shuffle_block = shuffle_block
 
+    def sentences(self) -> list[list[str]]:
+        """The corpus as token lists (read again from its file on each call)."""
+        return self.corpus if isinstance(self.corpus, list) else self.corpus.sentences()
+
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "ids"):
             return
-        sentences = self.corpus if isinstance(self.corpus, list) else load_corpus(self.corpus)
+        sentences = self.sentences()
         self.raw_tokens = sum(map(len, sentences))
         self.words, self.counts = build_vocab(sentences, self.min_count, self.max_vocab)
         if len(self.words) < 2:

@@ -7,18 +7,18 @@ from collections import Counter
 from collections.abc import Iterable
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1: 0 pads, as with the hashing tokenizer
+SIZE = 30000  # pieces learned by default (at most vocab_size)
 
 
 class SubwordTokenizer:
     """Token ids in `[1, size)` from a WordPiece vocabulary of `size` pieces, learned by `train(texts)`
     (lower-cased, split on whitespace and punctuation); `to_str()` / `load(s)` carry it in checkpoints."""
 
-    data_options = ("subword_size",)  # the data module's tokenizer options it uses
-
-    def __init__(self, size: int = 30000, max_len: int = 256, vocab_size: int | None = None) -> None:
+    def __init__(self, size: int | None = None, max_len: int = 256, vocab_size: int | None = None) -> None:
+        size = size or min(SIZE, vocab_size or SIZE)
         if vocab_size is not None and size > vocab_size:
-            raise ValueError(f"data.subword_size={size} pieces do not fit the encoder's vocab_size={vocab_size}; "
-                             "lower subword_size or raise vocab_size")
+            raise ValueError(f"data.tokenizer.size={size} pieces do not fit the encoder's vocab_size={vocab_size}; "
+                             "lower data.tokenizer.size or raise data.tokenizer.vocab_size")
         self.size, self.max_len, self.vocab_size = size, max_len, vocab_size or size
         self._tok = None
 

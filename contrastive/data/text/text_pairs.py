@@ -1,8 +1,9 @@
 """Text pairs for dual encoders: a user's TSV / CSV / JSONL file (`anchor`, `positive`, optional `negative`
 columns), or an embedded set: consecutive paragraphs of the Wikipedia sample shipped in gensim (the default,
 split by article into training and held-out sets) or docstring -> code pairs of the Python standard library
-(split by module). Tokenised with no downloads: lower-cased words (plus hashed character n-grams) in a
-fixed-size vocabulary, or WordPiece pieces learned from the training texts."""
+(split by module), or any object with `read(split)` (`data.builtin`). Tokenised with no downloads by the
+`data.tokenizer` object: lower-cased words (plus hashed character n-grams) in a fixed-size vocabulary, or
+WordPiece pieces learned from the training texts."""
 from __future__ import annotations
 
 import os
@@ -16,42 +17,24 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from contrastive.data.text.builtin_pairs import (
-    CropPairs,
-    paragraph_pairs,
-    read_text_lines,
-    wiki_articles,
-)
-from contrastive.data.text.code_pairs import docstring_pairs
-from contrastive.data.text.mining import check_mining, mine
-from contrastive.data.text.pair_files import HINT, existing, read_pairs
-from contrastive.data.text.subword import SubwordTokenizer
+from contrastive.checks import keeps_contract
+from contrastive.data.text.builtin_pairs import CropPairs, WikiParagraphs
+from contrastive.data.text.corpus import as_corpus
+from contrastive.data.text.mining import Miner
+from contrastive.data.text.pair_files import HINT, PairFile, existing
 from contrastive.data.text.token_store import scratch_dir, split_rows, store_pairs
 from contrastive.data.text.tokenizers import HashingTokenizer
 
-BUILTIN = ("wiki_paragraphs", "python_docstrings")  # the embedded pair sets (data.path=null)
-SUBWORD_SIZE = 30000  # pieces learned by default (at most vocab_size)
 HELDOUT_MAX = 10000  # held-out rows kept as text when a file is streamed (data.heldout_max=null)
 STREAM_BYTES = 256 * 2**20  # pair files larger than this are streamed into memory-mapped ids (data.stream=null)
 
 
-# what each tokenizer option is for, named when the chosen tokenizer (its `data_options`) does not use it
-TOKENIZER_OPTIONS = {"subword_size": "for data.tokenizer=subword",
-                     "ngrams": "hashed character n-grams, for data.tokenizer=hashing"}
-
-
-def refuse_ignored(path: str | None, builtin: str | None, tokenizer: Any, tokenizer_options: dict[str, Any],
-                   mine_negatives: str | None, mine_k: int | None, stream: bool | None, heldout_max: int | None,
+def refuse_ignored(path: str | None, builtin: Any, stream: bool | None, heldout_max: int | None,
                    cache_dir: str | None) -> None:
-    """Options that would have no effect with the others given: an error naming the option and what it needs.
-    `tokenizer_options`: the tokenizer options given (None or empty: not given); `tokenizer` says which it uses."""
+    """Options that would have no effect with the others given: an error naming the option and what it needs."""
     unused = []
     if path is not None and builtin is not None:
-        unused.append(f"data.builtin={builtin} (the embedded set used only while data.path is null)")
-    unused += [f"data.{key}={value} ({TOKENIZER_OPTIONS[key]})" for key, value in tokenizer_options.items()
-               if value and key not in tokenizer.data_options]
-    if mine_negatives is None and mine_k is not None:
-        unused.append(f"data.mine_k={mine_k} (negatives per pair when mining: set data.mine_negatives)")
+        unused.append(f"data.builtin={type(builtin).__name__} (the embedded set used only while data.path is null)")
     for key, value in (("heldout_max", heldout_max), ("cache_dir", cache_dir)):
         if value is not None and (stream is False or path is None):
             unused.append(f"data.{key}={value} (for a streamed pairs file: data.path with data.stream=true, or "
@@ -65,32 +48,30 @@ class TextPairDataModule(pl.LightningDataModule):
     `ids` numbers distinct positive texts, so a text repeated in a batch is masked, not pushed apart."""
 
     def __init__(self, path: str | None = None, heldout_fraction: float = 0.2, batch_size: int = 128,
-                 vocab_size: int = 2**18, ngrams: tuple[int, ...] = (), max_len: int = 256, split_seed: int = 0,
-                 shuffle_seed: int = 0, crops_per_text: int = 0, extra_texts: tuple[str, ...] = (),
-                 mine_negatives: str | None = None, mine_k: int | None = None, tokenizer: str = "hashing",
-                 subword_size: int | None = None, builtin: str | None = None, stream: bool | None = None,
-                 heldout_max: int | None = None, cache_dir: str | None = None) -> None:
+                 tokenizer: Any = None, split_seed: int = 0, shuffle_seed: int = 0, crops_per_text: int = 0,
+                 extra_texts: tuple[Any, ...] = (), miner: Miner | None = None, builtin: Any = None,
+                 stream: bool | None = None, heldout_max: int | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
         self.stream, self.heldout_max, self.cache_dir = stream, heldout_max or HELDOUT_MAX, cache_dir
         self._stream_options = [f"data.{k}={v}" for k, v in (("heldout_max", heldout_max), ("cache_dir", cache_dir))
                                 if v is not None]
-        self.builtin = builtin or BUILTIN[0]
-        if self.builtin not in BUILTIN:
-            raise ValueError(f"data.builtin={builtin!r}; valid: {', '.join(BUILTIN)} (used when data.path is null)")
+        refuse_ignored(path, builtin, stream, heldout_max, cache_dir)
+        # null: a user's file at `path`, else the Wikipedia paragraphs; any object with `read(split)` serves
+        self.source = PairFile(path) if path else keeps_contract(
+            builtin or WikiParagraphs(), "data.builtin", ("read",), "use data=wiki_pairs or data=code_pairs")
         if crops_per_text < 0:
             raise ValueError(f"crops_per_text must be >= 0, got {crops_per_text}")
-        self.mine_negatives, self.mine_k = mine_negatives, 1 if mine_k is None else mine_k
-        check_mining(mine_negatives, self.mine_k)
-        self.crops_per_text, self.extra_texts = crops_per_text, list(extra_texts)
+        self.miner = miner if miner is None else keeps_contract(
+            miner, "data.miner", ("mine", "k", "needs_encoder"), "choose one with data/miner=bm25|tfidf|model")
+        self.extra_texts = [as_corpus(c) for c in extra_texts]
+        for i, c in enumerate(self.extra_texts):
+            keeps_contract(c, f"data.extra_texts[{i}]", ("lines",), "give paths to text files (one document per "
+                           "line) or a GensimFile (the Lee corpus); a WikiDump's articles are the held-out set")
+        self.crops_per_text = crops_per_text
         self.path, self.heldout_fraction, self.batch_size = path, heldout_fraction, batch_size
-        if tokenizer not in ("hashing", "subword"):
-            raise ValueError(f"data.tokenizer={tokenizer!r}; valid: hashing (words and hashed n-grams) or subword "
-                             "(WordPiece pieces learned from the training texts)")
-        self.tokenizer: HashingTokenizer | SubwordTokenizer = HashingTokenizer(vocab_size, tuple(ngrams), max_len) \
-            if tokenizer == "hashing" else SubwordTokenizer(subword_size or min(SUBWORD_SIZE, vocab_size), max_len,
-                                                            vocab_size)
-        refuse_ignored(path, builtin, self.tokenizer, {"subword_size": subword_size, "ngrams": list(ngrams)},
-                       mine_negatives, mine_k, stream, heldout_max, cache_dir)
+        self.tokenizer = keeps_contract(tokenizer or HashingTokenizer(), "data.tokenizer",
+                                        ("__call__", "batch", "token_id", "vocab_size"),
+                                        "choose one with data/tokenizer=hashing|subword")
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
 
     def streaming(self) -> bool:
@@ -104,13 +85,13 @@ class TextPairDataModule(pl.LightningDataModule):
     def _setup_stream(self) -> None:
         """Tokenize the file once into memory-mapped ids; only held-out rows stay as text."""
         used = [f"{k}={v}" for k, v in (("crops_per_text", self.crops_per_text), ("extra_texts", self.extra_texts),
-                                        ("mine_negatives", self.mine_negatives)) if v]
+                                        ("miner", self.miner)) if v]
         if used:
             raise ValueError(f"data.stream reads {self.path} row by row and keeps token ids only; {', '.join(used)} "
                              "need(s) the texts in memory: set data.stream=false or leave them out")
         t = time.perf_counter()
         args = (self.heldout_fraction, self.heldout_max, self.split_seed)
-        if isinstance(self.tokenizer, SubwordTokenizer) and not self.tokenizer.trained:
+        if not getattr(self.tokenizer, "trained", True):  # a tokenizer that learns from the texts
             self.tokenizer.train(t for r, held in split_rows(self.path, *args) if not held
                                  for t in (r["anchor"], r["positive"]))
         got = store_pairs(self.path, self.tokenizer.batch, self.tokenizer.vocab_size, *args,
@@ -143,29 +124,7 @@ class TextPairDataModule(pl.LightningDataModule):
         if self._stream_options:
             raise ValueError(f"{', '.join(self._stream_options)} would be ignored: {self.path} is read into memory "
                              "(under 256 MiB); set data.stream=true to stream it, or remove them")
-        if self.path:
-            pairs = read_pairs(self.path)
-            if not pairs:
-                raise ValueError(f"{self.path} holds no pairs: no data row with both an anchor and a positive under "
-                                 "its header")
-            held, train = self._split(len(pairs))
-            self.heldout = [pairs[i] for i in held]
-            self.train_pairs = [pairs[i] for i in train]
-            texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
-        elif self.builtin == "wiki_paragraphs":  # split by article, so no held-out paragraph was seen in training
-            articles = [a for a in wiki_articles() if len(a) >= 2]
-            held, train = self._split(len(articles))
-            self.heldout = [p for i in held for p in paragraph_pairs(articles[i])]
-            self.train_pairs = [p for i in train for p in paragraph_pairs(articles[i])]
-            texts = [t for i in train for t in articles[i]]
-        else:  # python_docstrings, split by module
-            modules = docstring_pairs()
-            held, train = self._split(len(modules))
-            self.heldout = [p for i in held for p in modules[i]]
-            self.train_pairs = [p for i in train for p in modules[i]]
-            texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]
-            print(f"python_docstrings: {len(self.train_pairs) + len(self.heldout):,} pairs from {len(modules)} "
-                  f"modules of the standard library; {len(self.heldout):,} pairs ({len(held)} modules) held out")
+        self.heldout, self.train_pairs, texts = self.source.read(self._split)
         self._check_batch_fits()
         positives: dict[str, int] = {}
         for p in self.train_pairs:
@@ -178,14 +137,14 @@ class TextPairDataModule(pl.LightningDataModule):
                           "negatives" + (" (none: the loss is 0)" if len(positives) < 2 else "") +
                           "; remove the duplicates or add pairs")
         self.positives = list(positives)  # the distinct positive texts, by id
-        if self.mine_negatives in ("bm25", "tfidf"):
+        if self.miner is not None and not self.miner.needs_encoder:
             self.add_mined()
-        texts += [line for name in self.extra_texts for line in read_text_lines(name)]
+        texts += [line for corpus in self.extra_texts for line in corpus.lines()]
         self.crops = CropPairs(texts, self.crops_per_text, len(positives), self.shuffle_seed) if self.crops_per_text \
             else None
         self.train_texts = texts  # every training text once
         self.fit_texts = [t for p in self.train_pairs for t in (p["anchor"], p["positive"])]  # TF-IDF's
-        if isinstance(self.tokenizer, SubwordTokenizer) and not self.tokenizer.trained:
+        if not getattr(self.tokenizer, "trained", True):
             self.tokenizer.train(texts)
         # every text's token ids, computed once: the IDF counts them, and collate reads the pairs' every epoch
         # instead of tokenizing again (crops are fresh text at every access and are tokenized as they come)
@@ -197,23 +156,22 @@ class TextPairDataModule(pl.LightningDataModule):
         self.token_cache = {t: np.asarray(ids[t], dtype=np.int32) for t in pair_texts}
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint must carry to tokenize as in training: a subword tokenizer's learned pieces."""
-        return {"subword": self.tokenizer.to_str()} if isinstance(self.tokenizer, SubwordTokenizer) else {}
+        """What a checkpoint must carry to tokenize as in training: a learned tokenizer's vocabulary (`to_str`)."""
+        return {"subword": self.tokenizer.to_str()} if hasattr(self.tokenizer, "to_str") else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "subword" in state and isinstance(self.tokenizer, SubwordTokenizer):
+        if "subword" in state and hasattr(self.tokenizer, "load"):
             self.tokenizer.load(state["subword"])
 
     def add_mined(self, embed: Callable[[list[str], str], Any] | None = None) -> None:
-        """Append `mine_k` mined hard negatives to every training pair's negatives (the distinct training
-        positives scored by `mine_negatives`; `embed(texts, side)` for `model`)."""
+        """Append `miner.k` mined hard negatives to every training pair's negatives (the distinct training
+        positives scored by the miner; `embed(texts, side)` for one that needs the encoder)."""
         t = time.perf_counter()
         anchors = [p["anchor"] for p in self.train_pairs]
-        found = mine(anchors, [p["id"] for p in self.train_pairs], self.positives, self.mine_k,
-                     self.mine_negatives, embed)
+        found = self.miner.mine(anchors, [p["id"] for p in self.train_pairs], self.positives, embed)
         for p, got in zip(self.train_pairs, found):
             p["negatives"] = p.get("negatives", []) + [self.positives[j] for j in got]
-        print(f"mined {self.mine_k} {self.mine_negatives} negative(s) for each of {len(anchors):,} pairs in "
+        print(f"mined {self.miner.k} {self.miner.name} negative(s) for each of {len(anchors):,} pairs in "
               f"{time.perf_counter() - t:.1f} s")
 
     def token_idf(self, docs: list[str]) -> torch.Tensor:

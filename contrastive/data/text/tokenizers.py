@@ -26,9 +26,7 @@ class HashingTokenizer:
     """Token ids in `[1, vocab_size)` (0 pads): each word, plus its character n-grams (with `<` `>` marks),
     hashed with CRC32, so no vocabulary needs building or downloading."""
 
-    data_options = ("ngrams",)  # the data module's tokenizer options it uses
-
-    def __init__(self, vocab_size: int = 2**18, ngrams: tuple[int, ...] = (3,), max_len: int = 256) -> None:
+    def __init__(self, vocab_size: int = 65536, ngrams: tuple[int, ...] = (), max_len: int = 256) -> None:
         self.vocab_size, self.ngrams, self.max_len = vocab_size, tuple(ngrams), max_len
         self._words = _Memo(self.word_ids)  # each word's ids, hashed once (words repeat: Zipf)
 
