@@ -53,10 +53,9 @@ def check_run_options(cfg: DictConfig) -> None:
         if cfg.trainer.get(key) is not None:
             raise ValueError(f"trainer.{key} would replace what the project gives the Trainer (checkpoints, resume, "
                              f"preemption, logs); {how}")
-    for key in ("optimizer.lr", "step.lr"):
-        lr = OmegaConf.select(cfg, key)
-        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"{key} must be a positive finite number, got {lr!r}")
+    lr = OmegaConf.select(cfg, "optimizer.lr")  # an optimizer is a torch class: checked here (step.lr by Step)
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"optimizer.lr must be a positive finite number, got {lr!r}")
 
 
 def resume_path(cfg: DictConfig) -> str | None:

@@ -17,9 +17,10 @@ import sys
 
 IMAGE = ["ntxent=", "infonce=objective=infonce", "supcon=objective=supcon", "dcl=objective=dcl",
          "dclw=objective=dclw", "debiased=objective=debiased", "hcl=objective=hcl", "sigmoid=objective=sigmoid",
-         "nnclr=negatives=nn_support"]
+         "nnclr=negatives=nn_support", "align_uniform=objective=align_uniform"]
 TEXT = ["clip=", "infonce=objective=infonce", "dcl=objective=dcl", "dclw=objective=dclw",
-        "debiased=objective=debiased", "hcl=objective=hcl", "sigmoid=objective=sigmoid"]
+        "debiased=objective=debiased", "hcl=objective=hcl", "sigmoid=objective=sigmoid",
+        "align_uniform=objective=align_uniform"]
 PARTS = {"image": ("simclr_digits", ["knn_top1/trained", "knn10_top1/trained", "linear_top1/trained"]),
          "text": ("text_pairs_wiki", ["mrr", "recall_at_1"])}
 

@@ -13,6 +13,7 @@ from torch import nn
 from contrastive.encoders import BagOfTokens
 from contrastive.losses import (
     DCL,
+    AlignUniform,
     DCLW,
     HCL,
     ClipLoss,
@@ -28,8 +29,8 @@ from contrastive.samplers import NegativeQueue, SupportSet
 WORLD = 2
 CASES = ["ntxent", "ntxent_ids", "infonce", "infonce_queue", "clip", "nce", "ntxent_batch1", "ntxent_tiled",
          "infonce_tiled", "clip_lexical", "supcon", "dcl_ids", "dclw", "debiased", "hcl_ids", "sigmoid", "sigmoid_ids",
-         "ntxent_nn_support"]
-WITH_IDS = ("ntxent_ids", "ntxent_tiled", "dcl_ids", "hcl_ids", "sigmoid_ids")
+         "ntxent_nn_support", "align_uniform_ids"]
+WITH_IDS = ("ntxent_ids", "ntxent_tiled", "dcl_ids", "hcl_ids", "sigmoid_ids", "align_uniform_ids")
 
 
 def _setup(case: str, n_global: int):
@@ -46,7 +47,7 @@ def _setup(case: str, n_global: int):
                  "supcon": SupCon(0.2, learnable_temperature=True), "dcl_ids": DCL(0.2, learnable_temperature=True),
                  "dclw": DCLW(0.2, sigma=0.5), "debiased": Debiased(0.5, tau_plus=0.1), "hcl_ids": HCL(0.5, 0.1, 1.0),
                  "sigmoid": SigmoidLoss(0.2, bias=-2.0), "sigmoid_ids": SigmoidLoss(0.2, bias=-2.0),
-                 "ntxent_nn_support": NTXent(0.5)}[case]
+                 "ntxent_nn_support": NTXent(0.5), "align_uniform_ids": AlignUniform(alpha=1.5, uniform_weight=0.7)}[case]
     queue = NegativeQueue(6, 5) if case == "infonce_queue" else None
     if case == "ntxent_nn_support":  # a full support set: each anchor's nearest stored key is its positive
         queue = SupportSet(6, 5)

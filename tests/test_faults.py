@@ -221,7 +221,8 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     (["seed=abc"], TypeError, r"seed must be an integer, got 'abc'"),
     (["optimizer.lr=nan"], ValueError, r"optimizer.lr must be a positive finite number, got nan"),
     (["optimizer=lars", "optimizer.lr=inf"], ValueError, r"optimizer.lr must be a positive finite number, got inf"),
-    (["experiment=word2vec_wiki", "step.lr=-1"], ValueError, r"step.lr must be a positive finite number"),
+    (["experiment=word2vec_wiki", "step.lr=-1"], InstantiationException, r"step.lr must be a positive finite number"),
+    (["experiment=word2vec_wiki", "step.lr=inf"], InstantiationException, r"step.lr must be a positive finite number"),
     # raised while Hydra builds the data module, which names the target and the key (full_key: data)
     (["data.size=0"], InstantiationException, r"data.size must be a positive number of pixels .* got 0"),
     (["data=image_folder", "data.root=missing", "encoder.in_channels=3", "data.size=0"], InstantiationException,

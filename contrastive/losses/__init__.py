@@ -1,4 +1,5 @@
 """Contrastive objectives: pure functions first, thin nn.Module wrappers second."""
+from contrastive.losses.alignment import AlignUniform, align_uniform
 from contrastive.losses.contrastive import ClipLoss, InfoNCE, NTXent, Temperature
 from contrastive.losses.debiased import HCL, Debiased, debiased_nt_xent
 from contrastive.losses.decoupled import DCL, DCLW, dcl
@@ -15,6 +16,7 @@ from contrastive.losses.word2vec import FullSoftmaxLoss, NegativeSamplingLoss
 
 __all__ = [
            "DCL",
+           "AlignUniform",
            "DCLW",
            "HCL",
            "ClipLoss",
@@ -28,6 +30,7 @@ __all__ = [
            "SigmoidLoss",
            "SupCon",
            "Temperature",
+           "align_uniform",
            "clip_loss",
            "compute_accidental_hits",
            "dcl",

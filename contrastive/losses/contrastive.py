@@ -41,14 +41,12 @@ class Temperature(nn.Module):
         return 1.0 / self.scale()
 
 
-class _Contrastive(nn.Module):
-    def __init__(self, temperature: float, learnable_temperature: bool, gather: bool | None,
-                 tile_size: int | None = None) -> None:
+class Gathered(nn.Module):
+    """A two-view objective that, under DDP (`gather` true or None), sees the views of every process."""
+
+    def __init__(self, gather: bool | None) -> None:
         super().__init__()
-        if tile_size is not None and tile_size < 1:
-            raise ValueError(f"tile_size must be a positive number of rows or None, got {tile_size}")
-        self.temperature = Temperature(temperature, learnable_temperature)
-        self.gather, self.tile_size = gather, tile_size
+        self.gather = gather
 
     def _gathering(self) -> bool:
         return D.is_distributed() and self.gather is not False
@@ -60,6 +58,16 @@ class _Contrastive(nn.Module):
             return {}
         return {"all_z1": gather_rows(z1), "all_z2": gather_rows(z2),
                 "all_ids": None if ids is None else D.gather_no_grad(ids), "offset": D.rank() * len(z1)}
+
+
+class _Contrastive(Gathered):
+    def __init__(self, temperature: float, learnable_temperature: bool, gather: bool | None,
+                 tile_size: int | None = None) -> None:
+        super().__init__(gather)
+        if tile_size is not None and tile_size < 1:
+            raise ValueError(f"tile_size must be a positive number of rows or None, got {tile_size}")
+        self.temperature = Temperature(temperature, learnable_temperature)
+        self.tile_size = tile_size
 
 
 class NTXent(_Contrastive):

@@ -22,6 +22,7 @@ from contrastive.eval.report import (
 )
 from contrastive.losses import (
     DCL,
+    AlignUniform,
     ClipLoss,
     Debiased,
     InfoNCE,
@@ -52,7 +53,7 @@ class ImageTask(Task):
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet, TorchvisionEncoder, TimmEncoder),
         "projector": (MLPHead,),
-        "objective": (InfoNCE, NTXent, SupCon, DCL, Debiased, SigmoidLoss),
+        "objective": (InfoNCE, NTXent, SupCon, DCL, Debiased, SigmoidLoss, AlignUniform),
         "negatives": (NegativeQueue, MemoryBank, SupportSet), "model": (SimCLR, MoCo),
         "optimizer": (object,)}
     optional: ClassVar[tuple[str, ...]] = ("negatives",)

@@ -16,7 +16,7 @@ from contrastive.data.text.corpus import tokenize
 from contrastive.encoders import BagOfTokens, TransformerText
 from contrastive.encoders.hf_text import HFTextEncoder
 from contrastive.encoders.text import init_tokens
-from contrastive.losses import DCL, Debiased, InfoNCE, SigmoidLoss
+from contrastive.losses import DCL, AlignUniform, Debiased, InfoNCE, SigmoidLoss
 from contrastive.models import DualEncoder
 from contrastive.tasks.base import Task, group_class, is_project_class, takes
 from contrastive.tasks.contracts import probe_encoder, probe_objective
@@ -43,7 +43,7 @@ class TextPairsTask(Task):
     metric = "mrr"  # what a sweep compares (optimized_metric=null)
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (TextPairDataModule,), "encoder": (BagOfTokens, TransformerText, HFTextEncoder),
-        "objective": (InfoNCE, DCL, Debiased, SigmoidLoss),
+        "objective": (InfoNCE, DCL, Debiased, SigmoidLoss, AlignUniform),
         "model": (DualEncoder,), "optimizer": (object,)}
     open_slots: ClassVar[tuple[str, ...]] = ("encoder", "objective")
 

@@ -2,6 +2,7 @@
 its per-batch loss and how the pairs are shuffled for it. `Auto` picks one for the device and the objective."""
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any
@@ -35,8 +36,8 @@ class Step:
     shuffle_block = 1  # pairs shuffled as a unit: batched steps diverge on blocks of neighbouring pairs
 
     def __init__(self, lr: float | None = None, final_lr_ratio: float | None = None) -> None:
-        if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"step.lr must be a positive number, got {lr!r}")
+        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"step.lr must be a positive finite number, got {lr!r}")
         if final_lr_ratio is not None and not 0 < final_lr_ratio <= 1:
             raise ValueError(f"step.final_lr_ratio must be in (0, 1], got {final_lr_ratio!r}")
         self.lr = self.default_lr if lr is None else float(lr)
