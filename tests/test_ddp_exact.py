@@ -13,9 +13,9 @@ from torch import nn
 from contrastive.encoders import BagOfTokens
 from contrastive.losses import (
     DCL,
-    AlignUniform,
     DCLW,
     HCL,
+    AlignUniform,
     ClipLoss,
     Debiased,
     InfoNCE,

@@ -16,9 +16,9 @@ from contrastive.losses.word2vec import FullSoftmaxLoss, NegativeSamplingLoss
 
 __all__ = [
            "DCL",
-           "AlignUniform",
            "DCLW",
            "HCL",
+           "AlignUniform",
            "ClipLoss",
            "Debiased",
            "FullSoftmaxLoss",
