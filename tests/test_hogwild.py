@@ -137,7 +137,7 @@ def test_out_of_range_ids_are_refused_before_the_compiled_loop():
 
 def test_tables_are_within_their_stated_error():
     """sigmoid, log(1 + exp(-|z|)) and TF's log expected count from the kernel's tables vs exact float64."""
-    from contrastive.word2vec.hogwild import (
+    from contrastive.word2vec.kernel import (
         _log_expected,
         _sigmoid,
         _softplus_neg_abs,
@@ -177,3 +177,48 @@ def test_the_rate_goes_from_lr_to_lr_end_across_the_batch():
     before = E.clone()
     hogwild_step(E, obj, torch.tensor([1, 2]), torch.tensor([[3], [4]]), 0.0, threads=1, lr_end=1.0)
     assert torch.equal(E[1], before[1]) and not torch.equal(E[2], before[2])  # rates 0 and 0.5
+
+
+def test_the_stream_kernel_makes_each_centres_pairs_in_its_sentence():
+    """Pairs made from the token stream as they train, block by block in the given order (a block's pairs
+    shuffled): with window 1 exactly the neighbours in the sentence; with window 5 each centre's window is uniform
+    on 1..5."""
+    from contrastive.word2vec.hogwild import hogwild_stream
+    T = 40
+    ids, sent = torch.arange(T), torch.tensor([0] * 15 + [1] * 20 + [2] * 5)  # ids are positions
+    starts = torch.tensor([30, 3, 12])  # blocks of 4 centres: 30-33, then 3-6, then 12-15
+    _, made = hogwild_stream(torch.zeros(T, D), NCELoss(T, D, 5), ids, sent, starts, 4, 1, 0.0, record=1000)
+    want = [[(i, j) for i in range(q, q + 4) for j in (i - 1, i + 1) if 0 <= j < T and sent[j] == sent[i]]
+            for q in (30, 3, 12)]
+    got, at = [tuple(p) for p in made.tolist()], 0
+    for block in want:  # the blocks in the given order, each block's pairs in a random order
+        assert sorted(got[at:at + len(block)]) == block
+        at += len(block)
+    assert at == len(got) and got != [p for block in want for p in block]
+    T = 20_000
+    ids, sent = torch.arange(T), torch.arange(T) // 50
+    _, made = hogwild_stream(torch.zeros(T, D), NegativeSamplingLoss(T, D, 1), ids, sent, torch.arange(0, T, 64),
+                             64, 5, 0.0, record=10**6)
+    assert sorted(set(made[:, 0].tolist())) == list(range(T))  # every token a centre
+    offsets = (made[:, 1] - made[:, 0]).abs()
+    assert set(offsets.unique().tolist()) == {1, 2, 3, 4, 5} and bool((sent[made[:, 0]] == sent[made[:, 1]]).all())
+    seen = np.bincount(offsets.numpy(), minlength=6)[1:]
+    # offset d: P(window >= d) = (6 - d) / 5, times the centres with a token d away in the sentence, both sides
+    room = np.array([2 * (50 - d) * T // 50 for d in range(1, 6)]) * np.array([5, 4, 3, 2, 1]) / 5
+    assert chisquare(seen, seen.sum() * room / room.sum()).pvalue > 1e-3
+    with pytest.raises(ValueError, match=r"blocks of 4 centres at 1 starts \(window 1\) do not fit 5 token ids"):
+        hogwild_stream(torch.zeros(T, D), NCELoss(T, D, 5), ids[:5], sent[:5], torch.tensor([9]), 4, 1, 0.1)
+
+
+def test_the_stream_kernel_trains_the_pairs_it_makes():
+    """One centre with one context: its input row and the context's output row move, nothing else's input row."""
+    from contrastive.word2vec.hogwild import hogwild_stream
+    obj = NegativeSamplingLoss(V, D, 5)
+    with torch.no_grad():
+        obj.weight.normal_()
+    E = torch.randn(V, D)
+    before, w_before = E.clone(), obj.weight.detach().clone()
+    loss = hogwild_stream(E, obj, torch.tensor([3, 7]), torch.tensor([0, 0]), torch.tensor([0]), 1, 1, LR,
+                          threads=1, seed=5)
+    assert 0 < float(loss) < 50 and not torch.equal(E[3], before[3]) and torch.equal(E[7], before[7])
+    assert not torch.equal(obj.weight[7], w_before[7])  # the context's output row learned

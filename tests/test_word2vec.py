@@ -200,7 +200,7 @@ def test_word2vec_under_ddp_cpu_uses_dense_gradients(tmp_path):
 @pytest.mark.parametrize("method", ["hogwild", "per_pair", "adam"])
 def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method):
     from contrastive.word2vec import batched, hogwild
-    original = hogwild.hogwild_step
+    original = hogwild.hogwild_stream
     calls = []
 
     def poisoned(embedding, objective, *args, **kwargs):  # the compiled step writes NaN, then reports it
@@ -213,7 +213,7 @@ def test_guard_skip_leaves_the_tables_as_they_were(tmp_path, monkeypatch, method
                 embedding[0] = float("nan")
             return torch.tensor(float("nan"))
         return loss
-    monkeypatch.setattr(hogwild, "hogwild_step", poisoned)
+    monkeypatch.setattr(hogwild, "hogwild_stream", poisoned)
     if method == "per_pair":  # NaN inputs to the per-pair losses on the first step
         per_pair_loss = batched.per_pair_loss
 

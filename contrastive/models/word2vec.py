@@ -43,17 +43,17 @@ class Word2Vec(pl.LightningModule):
                     m.sparse = False
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        centre, context = batch
+        size = batch[0].numel()  # pairs, or the tokens of a window (the weight of this batch in the epoch's mean)
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
         # an in-place step's rate decays across the batch's pairs to the next step's, so a large batch decays smoothly
         group = opts[0].optimizer.param_groups[0]
-        loss = self.step.loss(self, centre, context, group, group["initial_lr"] * self._decay(self.global_step + 1))
+        loss = self.step.loss(self, batch, group, group["initial_lr"] * self._decay(self.global_step + 1))
         bad = None if bool(torch.isfinite(loss)) else f"non-finite loss {loss.item()}"
         for o in opts:
             o.zero_grad(set_to_none=True)
         if not self.step.in_place and bad is None:
-            self.manual_backward(loss * self.step.backward_scale(centre.numel()))
+            self.manual_backward(loss * self.step.backward_scale(size))
             name = first_non_finite_grad(self)
             bad = None if name is None else f"non-finite gradient in {name}"
         if bad is not None:
@@ -64,7 +64,7 @@ class Word2Vec(pl.LightningModule):
         for s in scheds if isinstance(scheds, list) else [scheds]:
             s.step()
         if bad is None:
-            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=centre.numel())
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         return loss.detach()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -94,6 +94,8 @@ class Word2Vec(pl.LightningModule):
         data = getattr(self.trainer, "datamodule", None)
         if getattr(data, "shuffle_block", 0) is None:  # the data module shuffles pairs in the step's blocks
             data.shuffle_block = self.step.shuffle_block
+        if hasattr(data, "token_windows"):  # token windows for a step that makes its pairs, else pairs
+            data.token_windows = self.step.makes_pairs
         chosen = f" (step={self.configured.name})" if self.configured is not self.step else ""
         print(f"word2vec: step {self.step.name}{chosen}")
         self.step.warn_if_unsuited(self.objective)

@@ -34,6 +34,7 @@ class Step:
     in_place = False  # updates the tables itself while scoring (no backward; a skipped step restores a copy)
     per_pair = False  # each pair draws its own negatives (the objective's pair_plan), from the run's generator
     shuffle_block = 1  # pairs shuffled as a unit: batched steps diverge on blocks of neighbouring pairs
+    makes_pairs = False  # reads token blocks `(ids, sent, starts, (block, window))` and makes the pairs itself
 
     def __init__(self, lr: float | None = None, final_lr_ratio: float | None = None) -> None:
         if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -59,9 +60,10 @@ class Step:
         made: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(sparse, lr=self.lr)] if sparse else []
         return made + ([torch.optim.Adam(dense, lr=self.lr)] if dense else [])
 
-    def loss(self, model: nn.Module, centre: torch.Tensor, context: torch.Tensor, group: dict[str, Any],
-             lr_end: float) -> torch.Tensor:
-        """The batch's mean loss (`centre [B]`, `context [B, 1]`), to back-propagate unless `in_place`."""
+    def loss(self, model: nn.Module, batch: Any, group: dict[str, Any], lr_end: float) -> torch.Tensor:
+        """The batch's mean loss (`(centre [B], context [B, 1])`, or a token window where `makes_pairs`), to
+        back-propagate unless `in_place`."""
+        centre, context = batch
         return model.objective(model.embedding(centre), context)
 
     def backward_scale(self, pairs: int) -> float:
@@ -116,18 +118,19 @@ class PerPair(Step):
     default_lr, default_final = 0.04, 0.05
     per_pair = True
 
-    def loss(self, model: nn.Module, centre: torch.Tensor, context: torch.Tensor, group: dict[str, Any],
-             lr_end: float) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: Any, group: dict[str, Any], lr_end: float) -> torch.Tensor:
+        centre, context = batch
         return batched.per_pair_loss(model.embedding(centre), model.objective, context).mean()
 
 
 class Hogwild(SGD):
     """word2vec's per-pair SGD, compiled (numba): each pair draws its own negatives and is updated before the next
     is scored, threads sharing the tables as gensim's workers do (CPU, one process; NCE with a fixed sampler and
-    negative sampling). The rate decays across each batch's pairs; `trainer.deterministic=true` runs one thread."""
+    negative sampling). The pairs are made from the token stream as they train (no pair tensors); the rate decays
+    across each batch's centres; `trainer.deterministic=true` runs one thread."""
 
     name = "hogwild"
-    in_place = per_pair = True
+    in_place = per_pair = makes_pairs = True
     shuffle_block = hogwild.PAIR_BLOCK
 
     def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:
@@ -141,10 +144,10 @@ class Hogwild(SGD):
         hogwild.compile_kernel()  # a few seconds, once per process
         return time.perf_counter() - t
 
-    def loss(self, model: nn.Module, centre: torch.Tensor, context: torch.Tensor, group: dict[str, Any],
-             lr_end: float) -> torch.Tensor:
-        return hogwild.hogwild_step(model.embedding.weight, model.objective, centre, context, group["lr"],
-                                    lr_end=lr_end)
+    def loss(self, model: nn.Module, batch: Any, group: dict[str, Any], lr_end: float) -> torch.Tensor:
+        ids, sent, starts, (block, window) = batch
+        return hogwild.hogwild_stream(model.embedding.weight, model.objective, ids, sent, starts, int(block),
+                                      int(window), group["lr"], lr_end=lr_end)
 
 
 class Auto(Step):

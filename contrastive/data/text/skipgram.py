@@ -122,6 +122,9 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         # pairs shuffled in blocks of this many neighbours; None: the model picks (256 for the compiled step,
         # whose rows then stay in cache; 1, pair by pair, for batched steps, whose batches should span the corpus)
         self.shuffle_block = shuffle_block
+        # set by the model when its step makes the pairs from the token stream itself (hogwild): batches are then
+        # token windows, not pairs
+        self.token_windows = False
 
     def sentences(self) -> list[list[str]]:
         """The corpus as token lists (read again from its file on each call)."""
@@ -149,10 +152,19 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         t = self.subsample
         # word2vec's keep probability: (sqrt(f / t) + 1) * t / f, capped at 1; t <= 0 keeps every word
         self.keep_prob = ((freq / t).sqrt() + 1) * t / freq if t > 0 else torch.ones_like(freq)
-        expected = int(self.keep_prob.clamp(max=1)[self.ids].sum()) * (self.window + 1)  # ~2 * mean reach
-        self.batches_per_epoch = max(1, expected // self.batch_size)
+        kept = self.keep_prob.clamp(max=1)[self.ids]
+        expected = int(kept.sum()) * (self.window + 1)  # pairs: ~2 * mean reach per kept token
+        self.pair_batches = max(1, expected // self.batch_size)
+        # token batches: a fixed number per chunk, from its expected pairs, so an epoch's count is known ahead
+        chunk_pairs = torch.stack([k.sum() for k in kept.split(self.chunk_tokens)]) * (self.window + 1)
+        self.chunk_batches = (chunk_pairs / self.batch_size).round().clamp(min=1).long()
         # the compiled pair loop compiles here, not in the first training step
         skipgram_pairs(self.ids[:2], self.sent[:2], torch.ones(2, dtype=torch.bool), 1, torch.Generator())
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches in an epoch: of pairs (an upper bound: sentence ends cut windows), or of token blocks (exact)."""
+        return int(self.chunk_batches.sum()) if self.token_windows else self.pair_batches
 
     @property
     def vocab_size(self) -> int:
@@ -166,22 +178,41 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         skip = 0
         if self._resume and self._resume["epoch"] == epoch:  # resuming mid-epoch: replay, then skip
             skip, self._resume = self._resume["consumed_batches"], None
-        for b in self._batches(torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        for b in self._token_batches(g) if self.token_windows else self._batches(g):
             if skip:
                 skip -= 1
                 continue
-            yield b[:, 0], b[:, 1:]
+            yield b if self.token_windows else (b[:, 0], b[:, 1:])
 
-    def _batches(self, g: torch.Generator) -> Iterator[torch.Tensor]:
-        """This epoch's `[batch_size, 2]` pair batches, the last one possibly shorter (never empty)."""
+    def _kept_chunks(self, g: torch.Generator) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """The corpus in chunks of `chunk_tokens`, in a random order, each as its index and the word ids and
+        sentence ids of the tokens that subsampling keeps."""
         starts = torch.randperm((self.num_tokens + self.chunk_tokens - 1) // self.chunk_tokens, generator=g)
-        carry = torch.empty(0, 2, dtype=torch.long)
         for c in starts.tolist():
-            # pairs that straddle two chunks are dropped: at most window * (window + 1) per chunk
             sl = slice(c * self.chunk_tokens, (c + 1) * self.chunk_tokens)
             ids, sent = self.ids[sl], self.sent[sl]
             keep = torch.rand(ids.numel(), generator=g, dtype=torch.float64) < self.keep_prob[ids]
-            pairs = skipgram_pairs(ids, sent, keep, self.window, g)
+            yield c, ids[keep], sent[keep]
+
+    def _token_batches(self, g: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        """`(ids [T], sent [T], starts [M], (block, window))` batches for a step that makes the pairs itself: a
+        chunk's kept tokens and the starts of M of its blocks of `block` neighbouring centres (`shuffle_block`
+        pairs' worth), the chunk's blocks in a random order cut into the chunk's number of batches (about
+        batch_size pairs each); every kept token is a centre once."""
+        block = max(1, (self.shuffle_block or 1) // (self.window + 1))
+        meta = torch.tensor([block, self.window])
+        for c, ids, sent in self._kept_chunks(g):
+            starts = torch.randperm(-(-len(ids) // block), generator=g) * block
+            for part in starts.tensor_split(int(self.chunk_batches[c])):
+                yield ids, sent, part, meta
+
+    def _batches(self, g: torch.Generator) -> Iterator[torch.Tensor]:
+        """This epoch's `[batch_size, 2]` pair batches, the last one possibly shorter (never empty)."""
+        carry = torch.empty(0, 2, dtype=torch.long)
+        for _, ids, sent in self._kept_chunks(g):
+            # pairs that straddle two chunks are dropped: at most window * (window + 1) per chunk
+            pairs = skipgram_pairs(ids, sent, torch.ones(len(ids), dtype=torch.bool), self.window, g)
             # index_select: 2.4x faster than pairs[perm] on [P, 2] rows
             pairs = torch.cat([carry, pairs.index_select(0, block_shuffle(len(pairs), self.shuffle_block or 1, g))])
             n = len(pairs) // self.batch_size * self.batch_size
