@@ -151,12 +151,12 @@ def main() -> None:
     if zipf:
         path = zipf
         from contrastive.data.text.corpus import read_text_file
-        zipf = {"ours, NCE (5), hogwild": ours(nce, a, corpus=path, epochs=1, evaluate=False),
-                "ours, negative sampling (5), hogwild": ours(ns, a, corpus=path, epochs=1, evaluate=False)}
+        rates = {"ours, NCE (5), hogwild": ours(nce, a, corpus=path, epochs=1, evaluate=False),
+                 "ours, negative sampling (5), hogwild": ours(ns, a, corpus=path, epochs=1, evaluate=False)}
         _, _, g = gensim_baseline(read_text_file(path), a.dim, a.window, 5, 5, 1, 1e-3, 0, workers=2)
         print(f"\n# synthetic Zipf corpus, {a.zipf_tokens:,} tokens, 1 epoch: words/s; ours (NCE) / gensim: "
-              f"{zipf['ours, NCE (5), hogwild']['words_per_second'] / g:.2f}")
-        for name, m in zipf.items():
+              f"{rates['ours, NCE (5), hogwild']['words_per_second'] / g:.2f}")
+        for name, m in rates.items():
             print(f"| {name} | {m['words_per_second']:,.0f} |")
         print(f"| gensim (negative=5, workers=2) | {g:,.0f} |")
     if a.user_rounds:

@@ -1,8 +1,8 @@
 """Skip-gram (centre, context) pairs from a corpus: a vocabulary sorted by decreasing frequency (so ids suit
-the log-uniform sampler), word2vec's frequent-word subsampling and dynamic window, made vectorised, chunk by
-chunk, reshuffled every epoch: pair by pair, or in blocks of neighbouring pairs for the compiled per-pair step
-(shuffled inside and among themselves: as good vectors as a full shuffle, 12% faster on a 100k-word
-vocabulary, where rows fall out of cache)."""
+the log-uniform sampler), word2vec's frequent-word subsampling and dynamic window, made chunk by chunk and
+reshuffled every epoch, pair by pair for the batched steps; for the compiled per-pair step, the kept tokens
+themselves in blocks of neighbouring centres, in a random order, and the step makes the pairs as it trains
+(rows stay in cache; as good vectors as a full shuffle)."""
 from __future__ import annotations
 
 import functools
