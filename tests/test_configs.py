@@ -109,14 +109,14 @@ def test_cli_prints_a_composed_job(tmp_path):
 @pytest.mark.parametrize("overrides, match", [
     (["objective=infonce", "candidates=log_uniform"], r"candidates is set, but task=image does not use it"),
     (["num_negatives=64"], r"num_negatives=64 has no effect .* negatives=memory_bank\|nn_support\|queue"),
-    (["objective=nce"], (r"objective: NCELoss does not fit task=image; choose one of \['clip', 'dcl', 'dclw', "
-                         r"'debiased', 'hcl', 'infonce', 'ntxent', 'sigmoid', 'supcon'\]")),
+    (["objective=nce"], (r"objective: NCELoss does not fit task=image; choose one of \['align_uniform', 'clip', 'dcl', "
+                         r"'dclw', 'debiased', 'hcl', 'infonce', 'ntxent', 'sigmoid', 'supcon'\]")),
     (["objective=clip", "negatives=queue"], (r"NegativeQueue adds stored negatives, which ClipLoss does not score; use "
                                             r"objective=infonce\|ntxent with it, or negatives=nn_support\|none")),
     (["objective=dcl", "negatives=memory_bank"], r"MemoryBank adds stored negatives, which DCL does not score"),
     (["experiment=text_pairs_wiki", "objective=supcon"], (r"objective: SupCon does not fit task=text_pairs; choose "
-                                                         r"one of \['clip', 'dcl', 'dclw', 'debiased', 'hcl', "
-                                                         r"'infonce', 'sigmoid'\]")),
+                                                         r"one of \['align_uniform', 'clip', 'dcl', 'dclw', "
+                                                         r"'debiased', 'hcl', 'infonce', 'sigmoid'\]")),
     (["experiment=word2vec_wiki", "negatives=queue"], r"negatives is set, but task=word2vec does not use it"),
     (["experiment=word2vec_wiki", "objective=neg_sampling"], (r"candidates \(LogUniformSampler\) has no effect: "
                                                              r"NegativeSamplingLoss draws")),

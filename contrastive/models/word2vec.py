@@ -96,6 +96,9 @@ class Word2Vec(pl.LightningModule):
             data.shuffle_block = self.step.shuffle_block
         if hasattr(data, "token_windows"):  # token windows for a step that makes its pairs, else pairs
             data.token_windows = self.step.makes_pairs
+        if getattr(data, "batch_size", 0) is None:  # pairs per step: the step's own
+            data.batch_size = self.step.batch_size
+            print(f"word2vec: data.batch_size={data.batch_size:,} (step {self.step.name}'s)")
         chosen = f" (step={self.configured.name})" if self.configured is not self.step else ""
         print(f"word2vec: step {self.step.name}{chosen}")
         self.step.warn_if_unsuited(self.objective)

@@ -59,8 +59,9 @@ class Word2VecTask(Task):
             make = hydra.utils.instantiate(cfg.candidates)
             by_count = {"unigrams": counts} if takes(make, "unigrams") else {}
             extra["sampler"] = make(range_max=vocab, num_sampled=cfg.num_negatives, **by_count)
-        objective = hydra.utils.instantiate(cfg.objective, num_classes=vocab, dim=cfg.model.dim, unigrams=counts,
-                                            **extra)
+        # called, not passed to instantiate: Hydra would copy a 100k-word count list into a config node (a minute)
+        objective = hydra.utils.instantiate(cfg.objective, _partial_=True)(num_classes=vocab, dim=cfg.model.dim,
+                                                                            unigrams=counts, **extra)
         model = hydra.utils.instantiate(cfg.model, vocab_size=datamodule.vocab_size, objective=objective,
                                         step=hydra.utils.instantiate(cfg.step), guard=cfg.guard)
         return {"datamodule": datamodule, "model": model}

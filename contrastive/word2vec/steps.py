@@ -35,6 +35,7 @@ class Step:
     per_pair = False  # each pair draws its own negatives (the objective's pair_plan), from the run's generator
     shuffle_block = 1  # pairs shuffled as a unit: batched steps diverge on blocks of neighbouring pairs
     makes_pairs = False  # reads token blocks `(ids, sent, starts, (block, window))` and makes the pairs itself
+    batch_size = 2048  # pairs per step when data.batch_size is null
 
     def __init__(self, lr: float | None = None, final_lr_ratio: float | None = None) -> None:
         if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -116,6 +117,7 @@ class PerPair(Step):
 
     name = "per_pair"
     default_lr, default_final = 0.04, 0.05
+    batch_size = 65536
     per_pair = True
 
     def loss(self, model: nn.Module, batch: Any, group: dict[str, Any], lr_end: float) -> torch.Tensor:
@@ -131,6 +133,7 @@ class Hogwild(SGD):
 
     name = "hogwild"
     in_place = per_pair = makes_pairs = True
+    batch_size = 2**18  # the rate decays across a call's pairs: this only sets the work per call (fewer, less loop)
     shuffle_block = hogwild.PAIR_BLOCK
 
     def resolve(self, objective: nn.Module, one_cpu_process: bool) -> Step:

@@ -106,10 +106,10 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
     as token lists."""
 
     def __init__(self, corpus: Any = None, min_count: int = 5, window: int = 5,
-                 subsample: float = 1e-3, batch_size: int = 1024, max_vocab: int | None = None,
+                 subsample: float = 1e-3, batch_size: int | None = None, max_vocab: int | None = None,
                  chunk_tokens: int = 1_000_000, shuffle_seed: int = 0, shuffle_block: int | None = None) -> None:
         super().__init__()
-        if window < 1 or min_count < 1 or batch_size < 1:
+        if window < 1 or min_count < 1 or (batch_size is not None and batch_size < 1):
             raise ValueError(f"window, min_count and batch_size must be >= 1, got {window}, {min_count}, {batch_size}")
         self.corpus = corpus if isinstance(corpus, list) else keeps_contract(
             as_corpus(corpus or WikiDump()), "data.corpus", ("sentences",), "give a text file's path or use "
@@ -153,18 +153,28 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         # word2vec's keep probability: (sqrt(f / t) + 1) * t / f, capped at 1; t <= 0 keeps every word
         self.keep_prob = ((freq / t).sqrt() + 1) * t / freq if t > 0 else torch.ones_like(freq)
         kept = self.keep_prob.clamp(max=1)[self.ids]
-        expected = int(kept.sum()) * (self.window + 1)  # pairs: ~2 * mean reach per kept token
-        self.pair_batches = max(1, expected // self.batch_size)
-        # token batches: a fixed number per chunk, from its expected pairs, so an epoch's count is known ahead
-        chunk_pairs = torch.stack([k.sum() for k in kept.split(self.chunk_tokens)]) * (self.window + 1)
-        self.chunk_batches = (chunk_pairs / self.batch_size).round().clamp(min=1).long()
+        self.expected_pairs = int(kept.sum()) * (self.window + 1)  # ~2 * mean reach = window + 1 per kept token
+        self.chunk_pairs = torch.stack([k.sum() for k in kept.split(self.chunk_tokens)]) * (self.window + 1)
         # the compiled pair loop compiles here, not in the first training step
         skipgram_pairs(self.ids[:2], self.sent[:2], torch.ones(2, dtype=torch.bool), 1, torch.Generator())
 
     @property
+    def chunk_batches(self) -> torch.Tensor:
+        """Token batches per chunk `[chunks]`: a fixed number from its expected pairs, so an epoch's is known."""
+        return (self.chunk_pairs / self.pairs_per_batch()).round().clamp(min=1).long()
+
+    def pairs_per_batch(self) -> int:
+        """`batch_size`, once given or chosen by the model's step."""
+        if self.batch_size is None:
+            raise ValueError("data.batch_size is null and no step has chosen it; set data.batch_size")
+        return self.batch_size
+
+    @property
     def batches_per_epoch(self) -> int:
         """Batches in an epoch: of pairs (an upper bound: sentence ends cut windows), or of token blocks (exact)."""
-        return int(self.chunk_batches.sum()) if self.token_windows else self.pair_batches
+        if self.token_windows:
+            return int(self.chunk_batches.sum())
+        return max(1, self.expected_pairs // self.pairs_per_batch())
 
     @property
     def vocab_size(self) -> int:
@@ -215,9 +225,10 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
             pairs = skipgram_pairs(ids, sent, torch.ones(len(ids), dtype=torch.bool), self.window, g)
             # index_select: 2.4x faster than pairs[perm] on [P, 2] rows
             pairs = torch.cat([carry, pairs.index_select(0, block_shuffle(len(pairs), self.shuffle_block or 1, g))])
-            n = len(pairs) // self.batch_size * self.batch_size
+            size = self.pairs_per_batch()
+            n = len(pairs) // size * size
             if n:  # split of nothing gives one empty batch
-                yield from pairs[:n].split(self.batch_size)
+                yield from pairs[:n].split(size)
             carry = pairs[n:]
         if len(carry):  # the epoch's last pairs, fewer than a batch (all of a small corpus's)
             yield carry
