@@ -24,6 +24,12 @@ def log_mean_gaussian(z: Rows, t: float, ids: torch.Tensor | None = None) -> tor
     return torch.logsumexp((-t * sq).masked_fill(~keep, float("-inf")).flatten(), 0) - math.log(pairs)
 
 
+def check_weights(alpha: float, t: float, uniform_weight: float) -> None:
+    """A clear error unless alpha > 0, t > 0 and uniform_weight >= 0."""
+    if not (alpha > 0 and t > 0 and uniform_weight >= 0):
+        raise ValueError(f"alpha and t must be > 0 and uniform_weight >= 0, got {alpha}, {t}, {uniform_weight}")
+
+
 @full_precision
 def align_uniform(z1: Rows, z2: Rows, alpha: float = 2.0, t: float = 2.0, uniform_weight: float = 1.0,
                   ids: torch.Tensor | None = None, all_z1: Rows | None = None, all_z2: Rows | None = None,
@@ -32,8 +38,7 @@ def align_uniform(z1: Rows, z2: Rows, alpha: float = 2.0, t: float = 2.0, unifor
     the mean of `log_mean_gaussian` over each view's rows of the global batch (`all_z1`, `all_z2`: [K, d], every
     process's views under DDP; `offset` is not needed: uniformity is one term of the whole batch); scalar."""
     check_views(z1, z2, ids)
-    if not (alpha > 0 and t > 0 and uniform_weight >= 0):
-        raise ValueError(f"alpha and t must be > 0 and uniform_weight >= 0, got {alpha}, {t}, {uniform_weight}")
+    check_weights(alpha, t, uniform_weight)
     sq = (2 - 2 * cosines(z1, z2).diagonal()).clamp_min(1e-12)
     align = sq.pow(alpha / 2).mean()
     every_id = ids if all_ids is None else all_ids
@@ -49,8 +54,7 @@ class AlignUniform(Gathered):
     def __init__(self, alpha: float = 2.0, t: float = 2.0, uniform_weight: float = 1.0,
                  gather: bool | None = None) -> None:
         super().__init__(gather)
-        if not (alpha > 0 and t > 0 and uniform_weight >= 0):
-            raise ValueError(f"alpha and t must be > 0 and uniform_weight >= 0, got {alpha}, {t}, {uniform_weight}")
+        check_weights(alpha, t, uniform_weight)
         self.alpha, self.t, self.uniform_weight = alpha, t, uniform_weight
 
     def forward(self, z1: Rows, z2: Rows, ids: torch.Tensor | None = None) -> torch.Tensor:

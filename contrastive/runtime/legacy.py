@@ -7,6 +7,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from contrastive.gensim_files import LEE
+
 TEXT = "contrastive.data.text."
 # what each old option value built, as the config of the object that builds it now
 OLD_TOKENIZERS = {"hashing": (TEXT + "tokenizers.HashingTokenizer", ("ngrams",)),
@@ -14,7 +16,7 @@ OLD_TOKENIZERS = {"hashing": (TEXT + "tokenizers.HashingTokenizer", ("ngrams",))
 OLD_MINERS = {"bm25": TEXT + "mining.BM25Miner", "tfidf": TEXT + "mining.TfidfMiner", "model": TEXT + "mining.ModelMiner"}
 OLD_SOURCES = {"wiki_paragraphs": None, "python_docstrings": {"_target_": TEXT + "code_pairs.PythonDocstrings"}}
 OLD_CORPORA = {"enwiki_sample": {"_target_": TEXT + "corpus.WikiDump", "path": None},
-               "lee": {"_target_": TEXT + "corpus.GensimFile", "name": "lee_background.cor"}}
+               "lee": {"_target_": TEXT + "corpus.GensimFile", "name": LEE}}
 
 
 def _text_pairs(data: DictConfig) -> dict[str, Any]:

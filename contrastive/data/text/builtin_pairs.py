@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from contrastive.data.text.code_pairs import Split
+from contrastive.data.text.pair_files import Split
 from contrastive.gensim_files import WIKI_SAMPLE, gensim_path
 
 

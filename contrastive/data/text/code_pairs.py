@@ -7,10 +7,9 @@ import ast
 import os
 import sysconfig
 import warnings
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+from contrastive.data.text.pair_files import Split
 
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtledemo", "__pycache__"}
 
@@ -63,9 +62,6 @@ def docstring_pairs(root: str | None = None) -> list[list[dict[str, Any]]]:
         if pairs:
             groups.append(pairs)
     return groups
-
-
-Split = Callable[[int], "tuple[np.ndarray, np.ndarray]"]
 
 
 class PythonDocstrings:

@@ -12,6 +12,8 @@ from typing import Any
 from contrastive.data.text.corpus import warn_undecodable
 
 REQUIRED = ("anchor", "positive")
+# a pair source's `split(n)`: the held-out and the training indices of n groups (rows, articles or modules)
+Split = Callable[[int], tuple[Any, Any]]
 HINT = "set data.path to a TSV, CSV or JSONL file with columns anchor, positive and optionally negative"
 
 
@@ -137,8 +139,7 @@ class PairFile:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def read(self, split: Callable[[int], tuple[Any, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                                   list[str]]:
+    def read(self, split: Split) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
         """`(held-out pairs, training pairs, training texts)`; `split(n)`: held-out and training indices."""
         pairs = read_pairs(self.path)
         if not pairs:

@@ -76,7 +76,7 @@ def _compiled_pairs_loop() -> Any:
         import numba
     except ImportError:
         return None
-    return numba.njit(nogil=True)(_pairs_loop)
+    return numba.njit(nogil=True, cache=True)(_pairs_loop)
 
 
 def block_shuffle(n: int, block: int, g: torch.Generator) -> torch.Tensor:
@@ -195,15 +195,15 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
                 continue
             yield b if self.token_windows else (b[:, 0], b[:, 1:])
 
-    def _kept_chunks(self, g: torch.Generator) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """The corpus in chunks of `chunk_tokens`, in a random order, each as its index and the word ids and
-        sentence ids of the tokens that subsampling keeps."""
+    def _kept_chunks(self, g: torch.Generator) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The corpus in chunks of `chunk_tokens`, in a random order, each as its index, its word ids and
+        sentence ids, and which of its tokens subsampling keeps."""
         starts = torch.randperm((self.num_tokens + self.chunk_tokens - 1) // self.chunk_tokens, generator=g)
         for c in starts.tolist():
             sl = slice(c * self.chunk_tokens, (c + 1) * self.chunk_tokens)
             ids, sent = self.ids[sl], self.sent[sl]
             keep = torch.rand(ids.numel(), generator=g, dtype=torch.float64) < self.keep_prob[ids]
-            yield c, ids[keep], sent[keep]
+            yield c, ids, sent, keep
 
     def _token_batches(self, g: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         """`(ids [T], sent [T], starts [M], (block, window))` batches for a step that makes the pairs itself: a
@@ -211,18 +211,19 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
         pairs' worth), the chunk's blocks in a random order cut into the chunk's number of batches (about
         batch_size pairs each); every kept token is a centre once."""
         block = max(1, (self.shuffle_block or 1) // (self.window + 1))
-        meta = torch.tensor([block, self.window])
-        for c, ids, sent in self._kept_chunks(g):
+        meta, per_chunk = torch.tensor([block, self.window]), self.chunk_batches.tolist()
+        for c, ids, sent, keep in self._kept_chunks(g):
+            ids, sent = ids[keep], sent[keep]
             starts = torch.randperm(-(-len(ids) // block), generator=g) * block
-            for part in starts.tensor_split(int(self.chunk_batches[c])):
+            for part in starts.tensor_split(per_chunk[c]):
                 yield ids, sent, part, meta
 
     def _batches(self, g: torch.Generator) -> Iterator[torch.Tensor]:
         """This epoch's `[batch_size, 2]` pair batches, the last one possibly shorter (never empty)."""
         carry = torch.empty(0, 2, dtype=torch.long)
-        for _, ids, sent in self._kept_chunks(g):
+        for _, ids, sent, keep in self._kept_chunks(g):
             # pairs that straddle two chunks are dropped: at most window * (window + 1) per chunk
-            pairs = skipgram_pairs(ids, sent, torch.ones(len(ids), dtype=torch.bool), self.window, g)
+            pairs = skipgram_pairs(ids, sent, keep, self.window, g)
             # index_select: 2.4x faster than pairs[perm] on [P, 2] rows
             pairs = torch.cat([carry, pairs.index_select(0, block_shuffle(len(pairs), self.shuffle_block or 1, g))])
             size = self.pairs_per_batch()
