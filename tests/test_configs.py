@@ -95,8 +95,15 @@ def test_option_composes_and_instantiates(tmp_path, group, option):
         assert instantiate(node)([torch.nn.Parameter(torch.zeros(2))]).param_groups
     elif group == "trainer":
         assert instantiate(node, logger=False).max_epochs == node.max_epochs
-    else:
-        assert instantiate(node) is not None
+    elif group == "augment":
+        if node.get("auto"):  # chosen by the image task from the data
+            assert option == "auto"
+        else:
+            made = instantiate(node, size=8)
+            assert made(torch.zeros(3, 10, 10, dtype=torch.uint8)).shape == (3, 8, 8)
+    else:  # an image encoder's in_channels null: the data's, given by the image task
+        assert instantiate(node, **({"in_channels": 3} if "in_channels" in node and node.in_channels is None
+                                    else {})) is not None
 
 
 @pytest.mark.slow

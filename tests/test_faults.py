@@ -309,8 +309,8 @@ def test_embedding_plot_uses_a_bounded_sample():
 def test_encoder_channels_must_match_the_data(tmp_path):
     with pytest.raises(ValueError, match=r"encoder.in_channels=3, but the data gives 1-channel images: add "
                                          r"encoder.in_channels=1"):
-        train(make_cfg(tmp_path, ["encoder=resnet18"]))
-    _, objects = train(make_cfg(tmp_path, ["encoder=resnet18", "encoder.in_channels=1", "evaluate=false",
+        train(make_cfg(tmp_path, ["encoder=resnet18", "encoder.in_channels=3"]))
+    _, objects = train(make_cfg(tmp_path, ["encoder=resnet18", "evaluate=false",  # null: the data's
                                            "trainer.limit_train_batches=1", "trainer.limit_val_batches=0"]))
     assert objects["trainer"].global_step == 1
 

@@ -2,6 +2,7 @@
 folders, unlabelled folders, the crop-first decoder."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def epoch(dm: ImageFolderDataModule) -> list[tuple]:
 def test_setup_decodes_nothing_and_runs_once(tmp_path, monkeypatch):
     write_images(tmp_path / "a", 6), write_images(tmp_path / "b", 6)
     dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=2, num_workers=0)
-    monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("setup opened an image"))
+    # the recipe and channels are chosen from a few files' headers: no pixels are decoded
+    monkeypatch.setattr(Image.Image, "load", lambda *a, **k: pytest.fail("setup decoded an image"))
     dm.setup("fit")
     train_set = dm.train_set
     dm.setup("test")
@@ -259,7 +261,15 @@ def test_image_folders_get_the_raw_pixel_rows_from_a_seeded_sample_of_one_pass(t
     dm.setup("test")
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
     monkeypatch.setattr(report, "RAW_SAMPLE", 7)
-    metrics, feats = report.evaluate_encoders({"trained": net}, dm)
+    from contrastive.data.images import image_folder
+    decoded: list[str] = []
+    real = image_folder.PlainView.__call__
+    monkeypatch.setattr(image_folder.PlainView, "__call__", lambda self, path: decoded.append(path) or real(self, path))
+    metrics, feats = report.evaluate_encoders({"trained": net, "random_init": copy.deepcopy(net)}, dm)
+    # one decode of each evaluation image serves both encoders and the raw-pixel sample
+    assert sorted(decoded) == sorted(dm.indexes["train"].path(int(p)) for p in
+                                     [*dm.eval_train_set.positions, *dm.eval_test_set.positions])
+    monkeypatch.setattr(image_folder.PlainView, "__call__", real)
     assert {"knn_top1/raw_pixels", "knn10_top1/raw_pixels", "linear_top1/raw_pixels"} <= set(metrics)
     train_x, train_y, test_x, _ = feats["raw_pixels"]
     images = torch.cat([x for x, _ in dm.eval_loaders()[0]]).flatten(1)

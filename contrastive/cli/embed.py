@@ -111,7 +111,7 @@ class _Files(torch.utils.data.Dataset):
         try:
             return self.view(self.paths[i])[0], i, True
         except BAD_IMAGE_ERRORS:
-            return torch.zeros(3, self.size, self.size), i, False
+            return torch.zeros(1 if self.view.gray else 3, self.size, self.size), i, False
 
 
 @torch.no_grad()
@@ -124,15 +124,16 @@ def embed_images(run_dir: str | Run, images: str, checkpoint: str = "last.ckpt",
     from contrastive.cli.export import load_encoder
     run = opened(run_dir, checkpoint)
     cfg = run.config
-    if cfg.data.get("transform") is None or int(cfg.encoder.get("in_channels", 3)) != 3:
+    opts = cfg.get("augment")
+    if not cfg.data._target_.endswith(("ImageFolderDataModule", "Cifar10DataModule")) or opts is None:
         raise ValueError(f"{run.path} was trained on {cfg.data._target_.rsplit('.', 1)[-1]}: embedding files needs "
-                         "a run on RGB images (data=image_folder or cifar10)")
-    size, opts = int(cfg.data.transform.size), cfg.data.transform
+                         "a run on image files (data=image_folder or cifar10)")
+    size, gray = int(opts.size), int(cfg.encoder.get("in_channels") or 3) == 1
     index = read_file_list(images) if os.path.isfile(images) else scan_folder(images)
     paths = [index.path(i) for i in range(len(index))]
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     encoder = load_encoder(run).to(dev)
-    view = PlainView(size, tuple(opts.get("mean", CIFAR_MEAN)), tuple(opts.get("std", CIFAR_STD)))
+    view = PlainView(size, tuple(opts.get("mean", CIFAR_MEAN)), tuple(opts.get("std", CIFAR_STD)), gray)
     loader = torch.utils.data.DataLoader(_Files(paths, view, size), batch_size=batch_size, num_workers=num_workers)
     feats, keep = [], []
     for x, i, ok in tqdm(loader, desc="embedding", unit="batch"):

@@ -1,4 +1,4 @@
-"""Run directories saved before the text options became objects (tokenizer, miner, pair source and corpus
+"""Run directories saved before the views moved to `augment` or the text options became objects (tokenizer, miner, pair source and corpus
 chosen by `_target_`): their `config.yaml` names them by option values, rewritten here to the objects they meant,
 so such runs still evaluate, export and embed. Used only on saved configs, never on a new run's options."""
 from __future__ import annotations
@@ -34,11 +34,14 @@ def _text_pairs(data: DictConfig) -> dict[str, Any]:
 
 
 def upgrade(cfg: DictConfig) -> None:
-    """Rewrite, in place, a saved run's old-style text data options (`data.tokenizer: subword`, `data.mine_negatives`,
+    """Rewrite, in place, a saved run's old-style options: `data.transform` (now `augment`) and the text data options (`data.tokenizer: subword`, `data.mine_negatives`,
     `data.builtin: python_docstrings`, `data.corpus: lee`) to the objects they chose."""
     data = cfg.get("data")
     if not isinstance(data, DictConfig):
         return
+    if "transform" in data and cfg.get("augment") is None:  # views set inside the data config, before `augment`
+        cfg.augment = data.transform
+        del data["transform"]
     if data.get("_target_") == TEXT + "text_pairs.TextPairDataModule" and "vocab_size" in data:
         cfg.data = _text_pairs(data)
     elif data.get("_target_") == TEXT + "skipgram.SkipGramDataModule" and isinstance(data.get("corpus"), str):

@@ -102,6 +102,7 @@ class Task:
     # by a check before training instead of a class list
     open_slots: ClassVar[tuple[str, ...]] = ()
     has_monitors: ClassVar[bool] = False  # k-NN and linear-probe monitors at each validation (monitors=...)
+    has_views: ClassVar[bool] = False  # augmented image views (the `augment` group)
 
     def check(self, cfg: DictConfig) -> None:
         """Fail before anything is built when a group is set that this task would ignore, or holds an option
@@ -109,6 +110,9 @@ class Task:
         if cfg.get("monitors") is not None and not self.has_monitors:
             raise ValueError(f"monitors={cfg.monitors} has no effect: task={self.name} has no online monitors (its "
                              "evaluation runs at the end); remove it")
+        augment = cfg.get("augment")
+        if not self.has_views and augment is not None and not augment.get("auto"):
+            raise ValueError(f"augment is set, but task={self.name} has no image views to augment; remove it")
         for group in GROUPS:
             if group not in self.uses:
                 if cfg.get(group) is not None:

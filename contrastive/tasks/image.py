@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from contrastive.data.images.base import ViewDataModule
 from contrastive.encoders import DigitsCNN, MLPHead, ResNet
@@ -42,6 +42,7 @@ from contrastive.tasks.base import (
     takes,
 )
 from contrastive.tasks.contracts import probe_encoder, probe_objective
+from contrastive.tasks.image_defaults import choose_defaults
 
 
 class ImageTask(Task):
@@ -50,6 +51,7 @@ class ImageTask(Task):
     name = "image"
     metric = "knn_top1/trained"  # what a sweep compares (optimized_metric=null)
     has_monitors = True
+    has_views = True
     uses: ClassVar[dict[str, tuple[type, ...]]] = {
         "data": (ViewDataModule,), "encoder": (DigitsCNN, ResNet, TorchvisionEncoder, TimmEncoder),
         "projector": (MLPHead,),
@@ -61,10 +63,6 @@ class ImageTask(Task):
 
     def check(self, cfg: DictConfig) -> None:
         super().check(cfg)
-        channels, asked = group_class(cfg, "data").channels, cfg.encoder.get("in_channels")
-        if asked is not None and asked != channels:
-            raise ValueError(f"encoder.in_channels={asked}, but the data gives {channels}-channel images: add "
-                             f"encoder.in_channels={channels}")
         if cfg.get("negatives") is None and cfg.get("num_negatives") is not None:
             raise ValueError(f"num_negatives={cfg.num_negatives} has no effect without a negative source: the "
                              "in-batch negatives are the rest of the batch (data.batch_size); add "
@@ -85,7 +83,16 @@ class ImageTask(Task):
                                  f"score; use objective={'|'.join(fit)} with it, or negatives=nn_support|none")
 
     def build(self, cfg: DictConfig) -> dict[str, Any]:
-        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule = hydra.utils.instantiate(cfg.data, transform=None)
+        choose_defaults(cfg, datamodule)
+        datamodule.configure(hydra.utils.instantiate(cfg.augment), cfg.data.batch_size, cfg.data.get("size"))
+        channels, asked = datamodule.channels, cfg.encoder.get("in_channels")
+        if asked is not None and asked != channels:
+            raise ValueError(f"encoder.in_channels={asked}, but the data gives {channels}-channel images: add "
+                             f"encoder.in_channels={channels} (or null: the data's)")
+        with open_dict(cfg):
+            if "in_channels" in cfg.encoder and asked is None:
+                cfg.encoder.in_channels = channels
         encoder = hydra.utils.instantiate(cfg.encoder)
         shape = [2, datamodule.channels, datamodule.size, datamodule.size]
         out_dim = probe_encoder(encoder, torch.zeros(shape), f"images of the data's shape {shape}")

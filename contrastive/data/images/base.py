@@ -9,8 +9,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from contrastive.data.images.device_augment import DeviceSimCLRAugment
-from contrastive.data.images.transforms import SimCLRTransform
 from contrastive.data.resumable import EpochSampler, ResumablePosition
 
 
@@ -42,22 +40,36 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
     def __init__(self, batch_size: int = 256, num_workers: int = 0, eval_batch_size: int = 512,
                  shuffle_seed: int = 0) -> None:
         super().__init__()
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.num_workers, self.eval_batch_size = batch_size, num_workers, eval_batch_size
         self.shuffle_seed = shuffle_seed
 
-    def _augment_on(self, where: str, transform: SimCLRTransform) -> None:
-        """`cpu`: the loaders apply `transform` per image; `device`: they collate uint8 images and the same
-        options run on whole batches on the training device (`make_view`)."""
+    def _augment_on(self, where: str, recipe: Any) -> None:
+        """`cpu`: the loaders apply the recipe per image (`recipe(image)`); `device`: they collate uint8 images and
+        the recipe's batched twin (`recipe.batch`) makes the views on the training device (`make_view`)."""
         if where not in ("cpu", "device"):
             raise ValueError(f"augment_on must be 'cpu' or 'device', got {where!r}")
-        self.device_augment = where == "device"
-        self.device_transform = DeviceSimCLRAugment(**transform.options)
+        self.device_augment, self.transform = where == "device", recipe
 
     def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One augmented view of a collated uint8 batch, on its device (with `augment_on=device`)."""
-        return self.device_transform(x, generator)
+        """One augmented view of a collated batch, on its device (with `augment_on=device`)."""
+        return self.transform.batch(x, generator)
+
+    def facts(self) -> Any:
+        """`ImageFacts` (channels, native side, training images) that the recipe and size defaults follow."""
+        from contrastive.data.images.defaults import ImageFacts
+        self.setup("fit")
+        return ImageFacts(self.channels, self.size, len(self.train_set))  # type: ignore[arg-type]
+
+    def configure(self, recipe: Any = None, batch_size: int | None = None, size: int | None = None) -> None:
+        """Set what the task chose from the facts: the augmentation recipe, the batch size and the view size."""
+        if size is not None:
+            self.size = size
+        if recipe is not None:
+            self._augment_on("device" if self.device_augment else "cpu", recipe)
+        if batch_size is not None:
+            self.batch_size = batch_size
 
     def _loader(self, ds: Dataset, batch_size: int) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers,

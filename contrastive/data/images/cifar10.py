@@ -10,10 +10,12 @@ import torchvision
 from torch.utils.data import Subset, TensorDataset
 
 from contrastive.data.images.base import ViewDataModule, split_indices
+from contrastive.data.images.defaults import ImageFacts
 from contrastive.data.images.transforms import (
     Plain,
     SimCLRTransform,
     TwoViews,
+    check_size,
     plain_transform,
 )
 
@@ -36,7 +38,7 @@ def load_cifar10(root: str, train: bool, download: bool) -> torchvision.datasets
 
 class Cifar10DataModule(ViewDataModule):
     """CIFAR-10: 50k training images (a seeded `val_size` of them held out for the validation loss) and
-    the 10k test images; the view transform is configurable (`data.transform.*`)."""
+    the 10k test images; the views follow the `augment` recipe (cifar by default)."""
 
     channels = 3  # of the images the encoder sees
 
@@ -44,10 +46,11 @@ class Cifar10DataModule(ViewDataModule):
 
     def __init__(self, root: str = "data", download: bool = False, batch_size: int = 256,
                  num_workers: int = 4, val_size: int = 5000, split_seed: int = 0,
-                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0, augment_on: str = "cpu") -> None:
+                 transform: Any = None, shuffle_seed: int = 0, augment_on: str = "cpu", size: int = 32) -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         self.root, self.download, self.val_size, self.split_seed = root, download, val_size, split_seed
-        self.transform = transform or SimCLRTransform(32)
+        self.size = check_size(size)
+        self.transform = transform or SimCLRTransform(self.size)
         self._augment_on(augment_on, self.transform)
 
     def prepare_data(self) -> None:
@@ -66,9 +69,13 @@ class Cifar10DataModule(ViewDataModule):
         else:
             views = TwoViews(train, self.transform)
         self.train_set, self.val_set = Subset(views, tr), (Subset(views, va) if va else None)
-        plain = plain_transform(32)
+        plain = plain_transform(self.size, self.transform.options["mean"], self.transform.options["std"])
         self.eval_train_set, self.eval_test_set = Subset(Plain(train, plain), tr), Plain(test, plain)
         self.eval_val_set = Subset(Plain(train, plain), va) if va else None
+
+    def facts(self) -> ImageFacts:
+        """32 px colour images, 50,000 less `val_size` for training (nothing loaded)."""
+        return ImageFacts(3, 32, 50_000 - self.val_size)
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         train, test = load_cifar10(self.root, True, False), load_cifar10(self.root, False, False)

@@ -8,7 +8,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from contrastive.data.images.transforms import CIFAR_MEAN, CIFAR_STD
+from contrastive.data.images.digit_augment import channel_stats
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
 def _u(n: int, lo: float, hi: float, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
@@ -88,20 +90,39 @@ class DeviceSimCLRAugment:
         self.jitter_strength, self.jitter_p, self.gray_p = jitter_strength, jitter_p, gray_p
         self.blur_p, self.solarize_p, self.mean, self.std = blur_p, solarize_p, tuple(mean), tuple(std)
 
+        self.steps = [("crop", self.crop), ("flip", self.flip), ("jitter", self.jitter), ("gray", self.gray)]
+        self.steps += [("blur", self.blur)] if blur_p > 0 else []
+        self.steps += [("solarize", self.solarize)] if solarize_p > 0 else []
+        self.steps.append(("normalize", self.normalize))
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        g, b = generator, images.shape[0]
-        x = images.float() / 255.0
-        x = resized_crop(x, crop_boxes(b, self.crop_scale, (3 / 4, 4 / 3), x, g), self.size)
-        flip = (torch.rand(b, generator=g, device=x.device) < self.hflip_p).view(b, 1, 1, 1)
-        x = torch.where(flip, x.flip(-1), x)
-        x = color_jitter(x, self.jitter_strength, self.jitter_p, g)
-        gray = (torch.rand(b, generator=g, device=x.device) < self.gray_p).view(b, 1, 1, 1)
-        x = torch.where(gray, _gray(x), x)
-        if self.blur_p > 0:
-            x = gaussian_blur(x, self.blur_p, (0.1, 2.0), g)
-        if self.solarize_p > 0:
-            sol = (torch.rand(b, generator=g, device=x.device) < self.solarize_p).view(b, 1, 1, 1)
-            x = torch.where(sol & (x >= 0.5), 1 - x, x)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        for _, op in self.steps:
+            x = op(x, generator)
+        return x
+
+    def _coin(self, x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Tensor:
+        b = x.shape[0]
+        return (torch.rand(b, generator=g, device=x.device) < p).view(b, 1, 1, 1)
+
+    def crop(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return resized_crop(x, crop_boxes(x.shape[0], self.crop_scale, (3 / 4, 4 / 3), x, g), self.size)
+
+    def flip(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return torch.where(self._coin(x, self.hflip_p, g), x.flip(-1), x)
+
+    def jitter(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return color_jitter(x, self.jitter_strength, self.jitter_p, g)
+
+    def gray(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return torch.where(self._coin(x, self.gray_p, g), _gray(x), x)
+
+    def blur(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return gaussian_blur(x, self.blur_p, (0.1, 2.0), g)
+
+    def solarize(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return torch.where(self._coin(x, self.solarize_p, g) & (x >= 0.5), 1 - x, x)
+
+    def normalize(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        mean, std = (channel_stats(v, x.shape[1]).to(x.device) for v in (self.mean, self.std))
         return (x - mean) / std

@@ -1,10 +1,13 @@
-"""Augmentations applied to a whole batch of image tensors at once, independently per sample."""
+"""The affine recipe (`augment=digits|grayscale_small`): augmentations applied to a whole batch of image tensors at
+once, independently per sample."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 
 def _uniform(n: int, lo: float, hi: float, like: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
@@ -45,19 +48,72 @@ def random_erase(x: torch.Tensor, p: float = 0.25, max_frac: float = 0.35,
     return x.masked_fill((inside & apply[:, None, None])[:, None], 0.0)
 
 
+def channel_stats(values: tuple[float, ...], channels: int) -> torch.Tensor:
+    """Per-channel normalisation values `[1, C, 1, 1]`: one value repeated, or a colour recipe's three
+    averaged for grayscale images."""
+    v = torch.tensor(values, dtype=torch.float32)
+    if len(v) != channels:
+        v = v.mean().expand(channels)
+    return v.view(1, channels, 1, 1)
+
+
+class AffineRecipe:
+    """Views for small grayscale images (digits, characters, icons) whose meaning survives neither a flip nor a
+    tight crop: random affine (zoom, rotation, shear, shift), contrast, Gaussian noise, erasing, normalise.
+    `batch(x [B, C, h, w] uint8 or float in [0, 1], generator)` -> float `[B, C, size, size]`; `recipe(image)`
+    does one image (PIL or `[C, h, w]`) with the same ops, for loader workers."""
+
+    def __init__(self, size: int = 16, scale: tuple[float, float] = (0.75, 1.15), degrees: float = 15.0,
+                 shear: float = 0.2, translate: float = 0.15, contrast: tuple[float, float] = (0.7, 1.3),
+                 noise: float = 0.05, erase_p: float = 0.25, mean: tuple[float, ...] = (0.25,),
+                 std: tuple[float, ...] = (0.35,)) -> None:
+        self.options = {"size": size, "scale": tuple(scale), "degrees": degrees, "shear": shear,
+                        "translate": translate, "contrast": tuple(contrast), "noise": noise, "erase_p": erase_p,
+                        "mean": tuple(mean), "std": tuple(std)}
+        # bound methods, not lambdas: loader workers started by spawn receive the recipe pickled
+        self.steps = [("affine", self.affine), ("contrast", self.contrast), ("noise", self.noise),
+                      ("erase", self.erase), ("normalize", self.normalize)]
+
+    def affine(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        o = self.options
+        return random_affine(x, o["size"], o["scale"], o["degrees"], o["shear"], o["translate"], generator=g)
+
+    def contrast(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return x * _uniform(x.shape[0], *self.options["contrast"], x, g)[:, None, None, None]
+
+    def noise(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return x + self.options["noise"] * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+
+    def erase(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return random_erase(x, self.options["erase_p"], generator=g)
+
+    def normalize(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        mean, std = (channel_stats(self.options[k], x.shape[1]).to(x.device) for k in ("mean", "std"))
+        return (x - mean) / std
+
+    def batch(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One view of each image of a batch, on its device."""
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+        for _, op in self.steps:
+            x = op(x, generator)
+        return x
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        x = image if isinstance(image, torch.Tensor) else pil_to_tensor(image)
+        return self.batch(x.as_subclass(torch.Tensor)[None])[0]
+
+
 def digit_views(x: torch.Tensor, size: int = 16, noise: float = 0.05, erase_p: float = 0.25,
                 contrast: tuple[float, float] = (0.7, 1.3), generator: torch.Generator | None = None,
-                **affine: float) -> torch.Tensor:
+                **affine: Any) -> torch.Tensor:
     """One augmented view of a batch of grayscale digits in [0, 1]: `[B, 1, 8, 8]` -> `[B, 1, size, size]`
-    (random affine/zoom/crop, contrast, Gaussian noise, erasing), standardised around 0."""
-    v = random_affine(x, size, generator=generator, **affine)  # type: ignore[arg-type]
-    v = v * _uniform(x.shape[0], *contrast, v, generator)[:, None, None, None]
-    v = v + noise * torch.randn(v.shape, generator=generator, device=v.device, dtype=v.dtype)
-    v = random_erase(v, erase_p, generator=generator)
-    return (v - 0.25) / 0.35
+    (the `digits` recipe: random affine/zoom/crop, contrast, Gaussian noise, erasing), standardised around 0."""
+    return AffineRecipe(size, contrast=contrast, noise=noise, erase_p=erase_p, **affine).batch(x, generator)
 
 
-def digit_plain(x: torch.Tensor, size: int = 16) -> torch.Tensor:
-    """The un-augmented input the encoder sees at evaluation: `[B, 1, 8, 8]` -> `[B, 1, size, size]`."""
+def digit_plain(x: torch.Tensor, size: int = 16, mean: tuple[float, ...] = (0.25,),
+                std: tuple[float, ...] = (0.35,)) -> torch.Tensor:
+    """The un-augmented input the encoder sees at evaluation: `[B, 1, 8, 8]` -> `[B, 1, size, size]`, normalised
+    as the recipe's views are."""
     v = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return (v - 0.25) / 0.35
+    return (v - channel_stats(mean, x.shape[1])) / channel_stats(std, x.shape[1])

@@ -8,13 +8,15 @@ from sklearn.datasets import load_digits
 from torch.utils.data import TensorDataset
 
 from contrastive.data.images.base import ViewDataModule, split_indices
-from contrastive.data.images.digit_augment import digit_plain, digit_views
+from contrastive.data.images.defaults import ImageFacts
+from contrastive.data.images.digit_augment import AffineRecipe, digit_plain
 from contrastive.data.images.transforms import check_size
 
 
 class DigitsDataModule(ViewDataModule):
     """Seeded train/val/test split of `load_digits`; two independently augmented views per image, made on
-    the batch's device after transfer (upsampled to `size` x `size`, random affine, contrast, noise, erasing)."""
+    the batch's device after transfer by the recipe (`augment=digits` by default: upsampled to `size` x `size`,
+random affine, contrast, noise, erasing)."""
 
     channels = 1  # of the images the encoder sees
 
@@ -22,12 +24,11 @@ class DigitsDataModule(ViewDataModule):
     device_augment = True
 
     def __init__(self, batch_size: int = 256, size: int = 16, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, split_seed: int = 0, noise: float = 0.05, erase_p: float = 0.25,
-                 scale: tuple[float, float] = (0.75, 1.15), degrees: float = 15.0, shear: float = 0.2,
-                 translate: float = 0.15, num_workers: int = 0, shuffle_seed: int = 0) -> None:
+                 test_fraction: float = 0.2, split_seed: int = 0, transform: Any = None, num_workers: int = 0,
+                 shuffle_seed: int = 0) -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
-        self.size, self.noise, self.erase_p = check_size(size), noise, erase_p
-        self.affine: dict[str, Any] = {"scale": tuple(scale), "degrees": degrees, "shear": shear, "translate": translate}
+        self.size = check_size(size)
+        self.transform = transform or AffineRecipe(self.size)  # the digits recipe
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
 
     def setup(self, stage: str | None = None) -> None:
@@ -42,13 +43,15 @@ class DigitsDataModule(ViewDataModule):
         tr, va, te = self.idx
         self.train_set = TensorDataset(self.x[tr], self.y[tr], tr)
         self.val_set = TensorDataset(self.x[va], self.y[va], va) if len(va) else None
-        self.eval_train_set = TensorDataset(digit_plain(self.x[tr], self.size), self.y[tr])
-        self.eval_test_set = TensorDataset(digit_plain(self.x[te], self.size), self.y[te])
-        self.eval_val_set = TensorDataset(digit_plain(self.x[va], self.size), self.y[va]) if len(va) else None
+        norm = {k: self.transform.options.get(k, v) for k, v in (("mean", (0.25,)), ("std", (0.35,)))}
+        self.eval_train_set = TensorDataset(digit_plain(self.x[tr], self.size, **norm), self.y[tr])
+        self.eval_test_set = TensorDataset(digit_plain(self.x[te], self.size, **norm), self.y[te])
+        self.eval_val_set = TensorDataset(digit_plain(self.x[va], self.size, **norm), self.y[va]) if len(va) else None
 
-    def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One augmented view of a `[B, 1, 8, 8]` batch."""
-        return digit_views(x, self.size, self.noise, self.erase_p, generator=generator, **self.affine)
+    def facts(self) -> ImageFacts:
+        """1-channel 8 px images (upsampled to `size` for the encoder), without setting up the splits."""
+        n = len(load_digits().target)
+        return ImageFacts(1, 8, len(split_indices(n, self.val_fraction, self.test_fraction, self.split_seed)[0]))
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         tr, _, te = self.idx

@@ -6,12 +6,20 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import hydra
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2 as T
 
 from contrastive.data.images.base import ViewDataModule, split_indices
+from contrastive.data.images.defaults import (
+    ImageFacts,
+    choose_recipe,
+    peek_files,
+    recipe_config,
+    view_size,
+)
 from contrastive.data.images.fast_decode import (
     BAD_IMAGE_ERRORS,
     CropFirstViews,
@@ -19,11 +27,7 @@ from contrastive.data.images.fast_decode import (
     load_rgb,
 )
 from contrastive.data.images.folder_index import FileIndex, read_file_list, scan_folder
-from contrastive.data.images.transforms import (
-    SimCLRTransform,
-    check_size,
-    plain_transform,
-)
+from contrastive.data.images.transforms import check_size, plain_transform
 
 WARN_FIRST = 5  # unreadable files warned about one by one per loader process; the rest are counted
 
@@ -72,25 +76,35 @@ class FolderImages(Dataset):
 
 
 class DecodedView:
-    """path -> `(uint8 [3, size, size],)`: resized (shorter side) and centre-cropped, for augmentation on the
-    device. A class, not a lambda, so loader workers started by spawn can receive it."""
+    """path -> `(uint8 [C, size, size],)`: resized (shorter side) and centre-cropped, for a recipe to augment
+    (C = 1 with `gray`). A class, not a lambda, so loader workers started by spawn can receive it."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.resize = T.Compose([T.ToImage(), T.Resize(size, antialias=True), T.CenterCrop(size)])
+    def __init__(self, size: int, gray: bool = False) -> None:
+        self.size, self.gray = size, gray
+        self.transform = T.Compose([T.ToImage(), T.Resize(size, antialias=True), T.CenterCrop(size)])
 
     def __call__(self, path: str) -> tuple[torch.Tensor]:
-        return (self.resize(load_rgb(path, self.size)).as_subclass(torch.Tensor),)
+        image = load_rgb(path, self.size)
+        return (self.transform(image.convert("L") if self.gray else image).as_subclass(torch.Tensor),)
 
 
 class PlainView(DecodedView):
-    """path -> `(float [3, size, size],)`: the evaluation transform, normalised."""
+    """path -> `(float [C, size, size],)`: the evaluation transform, normalised."""
 
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.size, self.transform = size, plain_transform(size, mean, std)
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], gray: bool = False) -> None:
+        self.size, self.gray, self.transform = size, gray, plain_transform(size, mean, std)
 
-    def __call__(self, path: str) -> tuple[torch.Tensor]:
-        return (self.transform(load_rgb(path, self.size)),)
+
+class RecipeViews:
+    """path -> two views of the decoded image by a recipe's per-image ops (recipes that do not crop while
+    decoding, and grayscale images)."""
+
+    def __init__(self, decoded: DecodedView, recipe: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.decoded, self.recipe = decoded, recipe
+
+    def __call__(self, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+        (image,) = self.decoded(path)
+        return self.recipe(image), self.recipe(image)
 
 
 class ImageFolderDataModule(ViewDataModule):
@@ -99,28 +113,49 @@ class ImageFolderDataModule(ViewDataModule):
     (with `val_root` alone, evaluation uses it too). Views made by DataLoader workers (`augment_on=cpu`) or on
     whole batches on the training device (`device`)."""
 
-    channels = 3  # of the images the encoder sees
-
-    def __init__(self, root: str | None = None, size: int = 64, batch_size: int = 128, num_workers: int = 4,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
-                 transform: SimCLRTransform | None = None, shuffle_seed: int = 0, on_bad_image: str = "skip",
+    def __init__(self, root: str | None = None, size: int | None = None, batch_size: int = 128,
+                 num_workers: int = 4, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
+                 transform: Any = None, shuffle_seed: int = 0, on_bad_image: str = "skip",
                  augment_on: str = "cpu", val_root: str | None = None, test_root: str | None = None,
-                 file_list: str | None = None) -> None:
+                 file_list: str | None = None, channels: int | None = None) -> None:
         super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
         if (root is None) == (file_list is None):
             raise ValueError(f"set exactly one of data.root (a folder) and data.file_list (a text or CSV file of "
                              f"paths), got root={root!r}, file_list={file_list!r}")
         if on_bad_image not in ("skip", "error"):
             raise ValueError(f"on_bad_image must be 'skip' or 'error', got {on_bad_image!r}")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"data.channels must be 1 (grayscale), 3 (colour) or null (from the files), got "
+                             f"{channels!r}")
         self.root, self.file_list, self.val_root, self.test_root = root, file_list, val_root, test_root
-        self.size, self.fractions, self.split_seed = check_size(size), (val_fraction, test_fraction), split_seed
-        self.transform = transform or SimCLRTransform(size)
-        self._augment_on(augment_on, self.transform)
+        self.size = None if size is None else check_size(size)
+        self.fractions, self.split_seed, self._channels = (val_fraction, test_fraction), split_seed, channels
+        self._augment_on(augment_on, transform)  # None: chosen from the files at setup (defaults.choose_recipe)
         self.on_bad_image = on_bad_image
         self.indexes: dict[str, FileIndex] = {}
         self._bad: dict[str, torch.Tensor] = {}
 
-    def setup(self, stage: str | None = None) -> None:
+    @property
+    def channels(self) -> int:  # type: ignore[override]
+        """1 for a folder of grayscale files (or data.channels=1), else 3."""
+        return self._channels if self._channels is not None else self.facts().channels
+
+    def facts(self) -> ImageFacts:
+        """Channels and median side from the headers of a few training files, and the training images' count."""
+        if getattr(self, "_facts", None) is None:
+            self._index()
+            self._facts = peek_files(self.indexes["train"], self._split[0], len(self._split[0]))
+        return self._facts
+
+    def _resolve(self) -> None:
+        """What the config left null: the view size and the recipe, from the files."""
+        if self.size is None:
+            self.size = view_size(self.facts())
+        if self.transform is None:
+            name = choose_recipe(self.facts())
+            self.transform = hydra.utils.instantiate({**recipe_config(name), "size": self.size})
+
+    def _index(self) -> None:
         if self.indexes:
             return  # indexed once per process: evaluation and memory-bank sizing call setup again
         train = read_file_list(self.file_list) if self.file_list else scan_folder(self.root)
@@ -137,12 +172,25 @@ class ImageFolderDataModule(ViewDataModule):
             # in shared memory: the loader workers flag the files they cannot read, the main process counts them
             self._bad[k] = self._bad["val"] if k == "test" and ix is val else \
                 torch.zeros(len(ix), dtype=torch.bool).share_memory_()
-        tr, va, te = split_indices(len(train), 0.0 if val else self.fractions[0], 0.0 if test else self.fractions[1],
-                                   self.split_seed)
+        self._split = split_indices(len(train), 0.0 if val else self.fractions[0], 0.0 if test else self.fractions[1],
+                                    self.split_seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "train_set", None) is not None:
+            return
+        self._index()
+        self._resolve()
+        train, val, test = (self.indexes.get(k) for k in ("train", "val", "test"))
+        tr, va, te = self._split
         self.num_classes, self._num_items = len(train.classes), len(train)
+        gray = self.channels == 1
         opts = self.transform.options
-        views = DecodedView(self.size) if self.device_augment else CropFirstViews(self.transform)
-        plain = PlainView(self.size, opts["mean"], opts["std"])
+        if self.device_augment or gray or not hasattr(self.transform, "after_crop"):
+            decoded = DecodedView(self.size, gray)
+            views = decoded if self.device_augment else RecipeViews(decoded, self.transform)
+        else:
+            views = CropFirstViews(self.transform)
+        plain = PlainView(self.size, opts["mean"], opts["std"], gray)
 
         def part(key: str, load: Callable, with_position: bool, positions: list[int] | None = None) -> FolderImages:
             index = self.indexes[key]

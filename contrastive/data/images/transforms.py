@@ -8,7 +8,11 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+from contrastive.data.images.device_augment import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    DeviceSimCLRAugment,
+)
 
 
 def reflect_blur_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
@@ -71,32 +75,58 @@ class SimCLRTransform:
                             "jitter_p": jitter_p, "gray_p": gray_p, "blur_p": blur_p, "solarize_p": solarize_p, "mean": tuple(mean),
                             "std": tuple(std)}
         s = jitter_strength
-        steps: list[Callable[..., Any]] = [
-            T.ToImage(),
-            T.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True),
-            T.RandomHorizontalFlip(hflip_p),
-            T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=jitter_p),
-            T.RandomGrayscale(gray_p),
+        self.steps: list[tuple[str, Callable[[Any], Any]]] = [
+            ("crop", T.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True)),
+            ("flip", T.RandomHorizontalFlip(hflip_p)),
+            ("jitter", T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=jitter_p)),
+            ("gray", T.RandomGrayscale(gray_p)),
         ]
         if blur_p > 0:
             k = max(3, (size // 10) | 1)
-            steps.append(T.RandomApply([SeparableGaussianBlur(k, sigma=(0.1, 2.0))], p=blur_p))
+            self.steps.append(("blur", T.RandomApply([SeparableGaussianBlur(k, sigma=(0.1, 2.0))], p=blur_p)))
         if solarize_p > 0:
-            steps.append(T.RandomSolarize(128, p=solarize_p))
-        steps += [T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
-        self.transform = T.Compose(steps)
-        # the same view for an image already cropped and resized (the image-folder loader crops while decoding)
-        self.after_crop = T.Compose([T.ToImage(), *steps[2:]])
+            self.steps.append(("solarize", T.RandomSolarize(128, p=solarize_p)))
+        self.steps.append(("normalize", Normalized(mean, std)))
+        self._device: Any = None
 
     def __call__(self, img: Any) -> torch.Tensor:
-        return self.transform(img)
+        return self._apply(T.ToImage()(img), self.steps)
+
+    def after_crop(self, img: Any) -> torch.Tensor:
+        """The same view for an image already cropped and resized (the image-folder loader crops while decoding)."""
+        return self._apply(T.ToImage()(img), self.steps[1:])
+
+    @staticmethod
+    def _apply(x: Any, steps: list[tuple[str, Callable[[Any], Any]]]) -> torch.Tensor:
+        for _, op in steps:
+            x = op(x)
+        return x
+
+    def batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The batched twin (`augment_on=device`): one view of each image of a uint8 batch, on its device."""
+        if self._device is None:
+            self._device = DeviceSimCLRAugment(**self.options)
+        return self._device(images, generator)
+
+
+class Normalized:
+    """uint8 or float image -> float in [0, 1], normalised by per-channel `mean` and `std` (one channel of a
+    grayscale image takes the colour values' average)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def __call__(self, x: Any) -> torch.Tensor:
+        x = T.ToDtype(torch.float32, scale=True)(x)
+        c = x.shape[-3]
+        mean, std = (v if len(v) == c else (sum(v) / len(v),) * c for v in (self.mean, self.std))
+        return T.Normalize(mean, std)(x)
 
 
 def plain_transform(size: int, mean: tuple[float, ...] = CIFAR_MEAN,
                     std: tuple[float, ...] = CIFAR_STD) -> Callable[[Any], torch.Tensor]:
     """The evaluation transform: resize (shorter side), centre crop, normalise."""
-    return T.Compose([T.ToImage(), T.Resize(size, antialias=True), T.CenterCrop(size),
-                      T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
+    return T.Compose([T.ToImage(), T.Resize(size, antialias=True), T.CenterCrop(size), Normalized(mean, std)])
 
 
 class TwoViews(torch.utils.data.Dataset):
