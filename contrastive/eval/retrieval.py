@@ -15,7 +15,11 @@ def retrieval_metrics(queries: torch.Tensor | Hybrid, docs: torch.Tensor | Hybri
                       suffix: str = "") -> dict[str, float]:
     """Query i's relevant document is document i: recall@1/5/10 and MRR over all documents (cosine; plain or
     hybrid embeddings)."""
-    sims = cosine_matrix(queries, docs)
+    return ranking_metrics(cosine_matrix(queries, docs), prefix, suffix)
+
+
+def ranking_metrics(sims: torch.Tensor, prefix: str = "", suffix: str = "") -> dict[str, float]:
+    """recall@1/5/10 and MRR from scores `[Q, D]` (Q <= D) where query i's relevant document is document i."""
     rank = (sims > sims.diagonal()[:, None]).sum(1) + 1  # 1 = best; ties count in the query's favour
     out = {f"{prefix}recall_at_{k}{suffix}": float((rank <= k).float().mean()) for k in (1, 5, 10)}
     out[f"{prefix}mrr{suffix}"] = float((1.0 / rank.float()).mean())
@@ -36,6 +40,16 @@ def tfidf_embed(fit_texts: list[str], texts: list[str]) -> torch.Tensor:
     from sklearn.feature_extraction.text import TfidfVectorizer
     vec = TfidfVectorizer(sublinear_tf=True).fit(fit_texts)
     return torch.from_numpy(vec.transform(texts).toarray()).float()
+
+
+def bm25_scores(queries: list[str], docs: list[str]) -> torch.Tensor:
+    """BM25 scores `[len(queries), len(docs)]` (the `bm25s` library, its defaults: k1 1.5, b 0.75, English stop
+    words), the index built on `docs`."""
+    import bm25s
+    index = bm25s.BM25()
+    index.index(bm25s.tokenize(docs, show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize(queries, return_ids=False, show_progress=False)
+    return torch.from_numpy(np.stack([index.get_scores(t) for t in tokens])).float()
 
 
 def lee_pearson(embed: Callable[[list[str]], torch.Tensor | Hybrid]) -> float:

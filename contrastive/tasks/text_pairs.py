@@ -114,10 +114,12 @@ class TextPairsTask(Task):
         print(f"word vectors: {len(words):,} words trained for {o['epochs']} epochs in {time.perf_counter() - t:.1f} s")
 
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
-        """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders and TF-IDF."""
+        """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders, TF-IDF and BM25 (retrieval only)."""
         from contrastive.eval.retrieval import (
             embed_texts,
             lee_pearson,
+            bm25_scores,
+            ranking_metrics,
             retrieval_metrics,
             tfidf_embed,
         )
@@ -141,6 +143,7 @@ class TextPairsTask(Task):
         fit = dm.fit_texts  # the training texts (a sample of them when the file was streamed)
         metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
         metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
+        metrics.update(ranking_metrics(bm25_scores(anchors, positives), prefix="bm25_"))
         print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         self.report(cfg, trainer, metrics)
         return metrics
