@@ -116,9 +116,9 @@ class TextPairsTask(Task):
     def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
         """Held-out retrieval (recall@k, MRR) and Lee correlation: trained and untrained encoders, TF-IDF and BM25 (retrieval only)."""
         from contrastive.eval.retrieval import (
+            bm25_scores,
             embed_texts,
             lee_pearson,
-            bm25_scores,
             ranking_metrics,
             retrieval_metrics,
             tfidf_embed,
