@@ -52,7 +52,7 @@ def test_bad_files_are_skipped_in_the_workers_and_replaced_deterministically(tmp
     runs = []
     for _ in range(2):
         dm = ImageFolderDataModule(str(tmp_path), size=8, batch_size=3, num_workers=0, val_fraction=0,
-                                   test_fraction=0)
+                                   test_fraction=0, augment_on="cpu")
         with pytest.warns(UserWarning, match=r"skipped unreadable image .*(junk|trunc|0)\.png"):
             batches = epoch(dm)
         assert [len(b[0]) for b in batches] == [3, 3, 3]  # batches stay full

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from contrastive.data.images.defaults import (
     BASE_BATCH,
     choose_recipe,
+    loader_workers,
     recipe_config,
     size_defaults,
     view_size,
@@ -28,13 +29,15 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
     """Fill the run's null options and `augment=auto` from `datamodule.facts()`; returns the choices made
     (`key=value`), also printed."""
     wanted = [OmegaConf.select(cfg, k, default=0) is None for k in
-              ("data.size", "data.channels", "data.batch_size", "trainer.max_epochs", "model.warmup_epochs")]
+              ("data.size", "data.channels", "data.num_workers", "data.batch_size", "trainer.max_epochs", "model.warmup_epochs")]
     if not any(wanted) and not cfg.augment.get("auto"):
         return []  # all set (a saved run's config): nothing to read from the data
     facts = datamodule.facts()
     made: dict[str, Any] = {}
     sizes = size_defaults(facts.count)
     with open_dict(cfg):
+        if "num_workers" in cfg.data and cfg.data.num_workers is None:
+            made["data.num_workers"] = cfg.data.num_workers = loader_workers()
         if "channels" in cfg.data and cfg.data.channels is None:
             made["data.channels"] = cfg.data.channels = facts.channels
         if "size" in cfg.data and cfg.data.size is None:

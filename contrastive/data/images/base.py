@@ -47,10 +47,14 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
 
     def _augment_on(self, where: str, recipe: Any) -> None:
         """`cpu`: the loaders apply the recipe per image (`recipe(image)`); `device`: they collate uint8 images and
-        the recipe's batched twin (`recipe.batch`) makes the views on the training device (`make_view`)."""
-        if where not in ("cpu", "device"):
-            raise ValueError(f"augment_on must be 'cpu' or 'device', got {where!r}")
-        self.device_augment, self.transform = where == "device", recipe
+        the recipe's batched twin (`recipe.batch`) makes the views on the training device (`make_view`); `auto`:
+        device for a recipe that `prefers_batches` (many small ops: per image they cost more than they compute) or
+        when no loader worker would overlap the per-image work with training (`num_workers=0`)."""
+        if where not in ("auto", "cpu", "device"):
+            raise ValueError(f"augment_on must be 'auto', 'cpu' or 'device', got {where!r}")
+        self._where, self.transform = where, recipe
+        batches = getattr(recipe, "prefers_batches", False) or self.num_workers == 0
+        self.device_augment = where == "device" or (where == "auto" and batches)
 
     def make_view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One augmented view of a collated batch, on its device (with `augment_on=device`)."""
@@ -67,7 +71,7 @@ class ViewDataModule(ResumablePosition, pl.LightningDataModule):
         if size is not None:
             self.size = size
         if recipe is not None:
-            self._augment_on("device" if self.device_augment else "cpu", recipe)
+            self._augment_on(getattr(self, "_where", "device" if self.device_augment else "cpu"), recipe)
         if batch_size is not None:
             self.batch_size = batch_size
 

@@ -63,6 +63,8 @@ class AffineRecipe:
     `batch(x [B, C, h, w] uint8 or float in [0, 1], generator)` -> float `[B, C, size, size]`; `recipe(image)`
     does one image (PIL or `[C, h, w]`) with the same ops, for loader workers."""
 
+    prefers_batches = True  # augment_on=auto makes these views on the training device, a batch at a time
+
     def __init__(self, size: int = 16, scale: tuple[float, float] = (0.75, 1.15), degrees: float = 15.0,
                  shear: float = 0.2, translate: float = 0.15, contrast: tuple[float, float] = (0.7, 1.3),
                  noise: float = 0.05, erase_p: float = 0.25, mean: tuple[float, ...] = (0.25,),

@@ -16,6 +16,7 @@ from contrastive.data.images.base import ViewDataModule, split_indices
 from contrastive.data.images.defaults import (
     ImageFacts,
     choose_recipe,
+    loader_workers,
     peek_files,
     recipe_config,
     view_size,
@@ -114,11 +115,12 @@ class ImageFolderDataModule(ViewDataModule):
     whole batches on the training device (`device`)."""
 
     def __init__(self, root: str | None = None, size: int | None = None, batch_size: int = 128,
-                 num_workers: int = 4, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
+                 num_workers: int | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  transform: Any = None, shuffle_seed: int = 0, on_bad_image: str = "skip",
-                 augment_on: str = "cpu", val_root: str | None = None, test_root: str | None = None,
+                 augment_on: str = "auto", val_root: str | None = None, test_root: str | None = None,
                  file_list: str | None = None, channels: int | None = None) -> None:
-        super().__init__(batch_size, num_workers, shuffle_seed=shuffle_seed)
+        super().__init__(batch_size, loader_workers() if num_workers is None else num_workers,
+                         shuffle_seed=shuffle_seed)
         if (root is None) == (file_list is None):
             raise ValueError(f"set exactly one of data.root (a folder) and data.file_list (a text or CSV file of "
                              f"paths), got root={root!r}, file_list={file_list!r}")
@@ -153,7 +155,7 @@ class ImageFolderDataModule(ViewDataModule):
             self.size = view_size(self.facts())
         if self.transform is None:
             name = choose_recipe(self.facts())
-            self.transform = hydra.utils.instantiate({**recipe_config(name), "size": self.size})
+            self._augment_on(self._where, hydra.utils.instantiate({**recipe_config(name), "size": self.size}))
 
     def _index(self) -> None:
         if self.indexes:
