@@ -34,9 +34,10 @@ class ImageFacts:
         return f"{self.count:,} {kind} training images, shorter side {self.side} px (median)"
 
 
-def peek_files(index: FileIndex, positions: list[int], count: int) -> ImageFacts:
-    """Facts of an image folder from the headers of up to PEEK evenly spread files (no pixels decoded): grayscale
-    when every one read is stored in a grayscale mode."""
+def peek_files(index: FileIndex, positions: list[int]) -> ImageFacts:
+    """Facts of the training images `positions` of an image folder from the headers of up to PEEK evenly spread
+    files (no pixels decoded): grayscale when every one read is stored in a grayscale mode."""
+    count = len(positions)
     picks = [positions[int(i)] for i in np.linspace(0, len(positions) - 1, min(PEEK, len(positions)))]
     modes, sides = [], []
     for pos in picks:

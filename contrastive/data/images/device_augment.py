@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from contrastive.data.images.digit_augment import channel_stats
+from contrastive.data.images.digit_augment import normalize, run_steps
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -96,10 +96,7 @@ class DeviceSimCLRAugment:
         self.steps.append(("normalize", self.normalize))
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
-        for _, op in self.steps:
-            x = op(x, generator)
-        return x
+        return run_steps(self.steps, images, generator)
 
     def _coin(self, x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Tensor:
         b = x.shape[0]
@@ -124,5 +121,4 @@ class DeviceSimCLRAugment:
         return torch.where(self._coin(x, self.solarize_p, g) & (x >= 0.5), 1 - x, x)
 
     def normalize(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        mean, std = (channel_stats(v, x.shape[1]).to(x.device) for v in (self.mean, self.std))
-        return (x - mean) / std
+        return normalize(x, self.mean, self.std)

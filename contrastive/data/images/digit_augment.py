@@ -57,6 +57,20 @@ def channel_stats(values: tuple[float, ...], channels: int) -> torch.Tensor:
     return v.view(1, channels, 1, 1)
 
 
+def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """`(x - mean) / std` per channel of `[B, C, H, W]` (`channel_stats`), on `x`'s device."""
+    c = x.shape[1]
+    return (x - channel_stats(mean, c).to(x.device)) / channel_stats(std, c).to(x.device)
+
+
+def run_steps(steps: list, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A recipe's batched `(name, op)` steps in order on `images` (uint8 scaled to [0, 1], float as it is)."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+    for _, op in steps:
+        x = op(x, generator)
+    return x
+
+
 class AffineRecipe:
     """Views for small grayscale images (digits, characters, icons) whose meaning survives neither a flip nor a
     tight crop: random affine (zoom, rotation, shear, shift), contrast, Gaussian noise, erasing, normalise.
@@ -90,15 +104,11 @@ class AffineRecipe:
         return random_erase(x, self.options["erase_p"], generator=g)
 
     def normalize(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        mean, std = (channel_stats(self.options[k], x.shape[1]).to(x.device) for k in ("mean", "std"))
-        return (x - mean) / std
+        return normalize(x, self.options["mean"], self.options["std"])
 
     def batch(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One view of each image of a batch, on its device."""
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
-        for _, op in self.steps:
-            x = op(x, generator)
-        return x
+        return run_steps(self.steps, x, generator)
 
     def __call__(self, image: Any) -> torch.Tensor:
         x = image if isinstance(image, torch.Tensor) else pil_to_tensor(image)
@@ -117,5 +127,4 @@ def digit_plain(x: torch.Tensor, size: int = 16, mean: tuple[float, ...] = (0.25
                 std: tuple[float, ...] = (0.35,)) -> torch.Tensor:
     """The un-augmented input the encoder sees at evaluation: `[B, 1, 8, 8]` -> `[B, 1, size, size]`, normalised
     as the recipe's views are."""
-    v = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return (v - channel_stats(mean, x.shape[1])) / channel_stats(std, x.shape[1])
+    return normalize(F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False), mean, std)

@@ -146,7 +146,7 @@ class ImageFolderDataModule(ViewDataModule):
         """Channels and median side from the headers of a few training files, and the training images' count."""
         if getattr(self, "_facts", None) is None:
             self._index()
-            self._facts = peek_files(self.indexes["train"], self._split[0], len(self._split[0]))
+            self._facts = peek_files(self.indexes["train"], self._split[0])
         return self._facts
 
     def _resolve(self) -> None:

@@ -13,6 +13,7 @@ from contrastive.data.images.device_augment import (
     CIFAR_STD,
     DeviceSimCLRAugment,
 )
+from contrastive.data.images.digit_augment import channel_stats
 
 
 def reflect_blur_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
@@ -118,8 +119,7 @@ class Normalized:
 
     def __call__(self, x: Any) -> torch.Tensor:
         x = T.ToDtype(torch.float32, scale=True)(x)
-        c = x.shape[-3]
-        mean, std = (v if len(v) == c else (sum(v) / len(v),) * c for v in (self.mean, self.std))
+        mean, std = (channel_stats(v, x.shape[-3]).flatten().tolist() for v in (self.mean, self.std))
         return T.Normalize(mean, std)(x)
 
 
