@@ -29,8 +29,9 @@ DOC = Path(__file__).parents[1] / "docs" / "augment.md"
 
 def documented_ops() -> dict[str, list[str]]:
     """recipe -> its ops, in order, from the table in docs/augment.md."""
-    rows = re.findall(r"^\| (\w+) \| ([a-z, ]+) \|", DOC.read_text(), re.MULTILINE)
-    return {name: [op.strip() for op in ops.split(",")] for name, ops in rows if name != "recipe"}
+    table = DOC.read_text().split("| recipe | ops, in order |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| (\w+) \| ([a-z, ]+) \|", table, re.MULTILINE)
+    return {name: [op.strip() for op in ops.split(",")] for name, ops in rows}
 
 
 def recorded(steps: list, log: list[str]) -> list:
