@@ -44,3 +44,8 @@ def test_ranking_metrics_count_ties_in_the_querys_favour():
     sims = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.7, 0.6]])
     m = ranking_metrics(sims)
     assert m["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3) and m["recall_at_1"] == pytest.approx(1 / 3)
+
+
+def test_a_query_of_stop_words_only_scores_zero_instead_of_crashing():
+    got = bm25_scores(["what is it", "the cat"], ["the cat sat", "a dog ran"])
+    assert got.shape == (2, 2) and (got[0] == 0).all() and got[1, 0] > 0 == got[1, 1]

@@ -49,7 +49,9 @@ def bm25_scores(queries: list[str], docs: list[str]) -> torch.Tensor:
     index = bm25s.BM25()
     index.index(bm25s.tokenize(docs, show_progress=False), show_progress=False)
     tokens = bm25s.tokenize(queries, return_ids=False, show_progress=False)
-    return torch.from_numpy(np.stack([index.get_scores(t) for t in tokens])).float()
+    # a query of stop words only has no tokens left: it scores 0 against every document
+    rows = [index.get_scores(t) if t else np.zeros(len(docs)) for t in tokens]
+    return torch.from_numpy(np.stack(rows)).float()
 
 
 def lee_pearson(embed: Callable[[list[str]], torch.Tensor | Hybrid]) -> float:
