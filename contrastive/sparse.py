@@ -3,8 +3,8 @@
 The vector a row stands for is `[lexical over the vocabulary ; dense]`: the lexical block holds each row's
 distinct token ids and their weights (padded with id 0 and weight 0), the dense block is an ordinary tensor
 that carries gradients. Cosines, concatenation and the cross-process gather work on this form, so no
-`[B, vocab_size]` tensor is built. The lexical block carries no gradient (the bag of tokens computes it from
-fixed IDF weights)."""
+`[B, vocab_size]` tensor is built. The lexical block carries gradients where its values do (learned token
+weights); with fixed IDF weights it has none and the cosine takes the sparse product."""
 from __future__ import annotations
 
 import warnings
@@ -67,7 +67,7 @@ def from_tokens(ids: torch.Tensor, weights: torch.Tensor, dense: torch.Tensor, v
     summed, zero weights dropped, and the lexical block scaled to unit length (rows with no weight stay 0)."""
     b = ids.shape[0]
     rows = torch.arange(b, device=ids.device).repeat_interleave(ids.shape[1])
-    w = weights.detach().reshape(-1)
+    w = weights.reshape(-1)
     keep = w != 0
     coo = torch.sparse_coo_tensor(torch.stack([rows[keep], ids.reshape(-1)[keep]]), w[keep], (b, vocab_size),
                                   check_invariants=False).coalesce()
@@ -113,12 +113,14 @@ def cat(parts: Sequence[Hybrid]) -> Hybrid:
 
 def gather(x: Hybrid) -> Hybrid:
     """Every process's rows in rank order: the dense block with gradients (as `gather_with_grad`), the lexical
-    block without, padded to the widest process's slots."""
+    block's ids without and its values with gradients where they have them, padded to the widest process's
+    slots."""
     if not D.is_distributed():
         return x
     width = max(D.all_gather_sizes(x.ids.shape[1], x.ids.device))
     x = _widen(x, width)
-    return Hybrid(D.gather_with_grad(x.dense), D.gather_no_grad(x.ids), D.gather_no_grad(x.values), x.vocab_size)
+    values = D.gather_with_grad(x.values) if x.values.requires_grad else D.gather_no_grad(x.values)
+    return Hybrid(D.gather_with_grad(x.dense), D.gather_no_grad(x.ids), values, x.vocab_size)
 
 
 def _coo(x: Hybrid) -> torch.Tensor:
@@ -128,13 +130,28 @@ def _coo(x: Hybrid) -> torch.Tensor:
 
 
 def _norms(x: Hybrid) -> torch.Tensor:
-    return (x.values.detach().float().square().sum(1) + x.dense.float().square().sum(1)).sqrt().clamp_min(1e-12)
+    return (x.values.float().square().sum(1) + x.dense.float().square().sum(1)).sqrt().clamp_min(1e-12)
+
+
+def _lexical_dots(q: Hybrid, k: Hybrid) -> torch.Tensor:
+    """The lexical blocks' dot products `[len(q), len(k)]` with gradients to their values: both written out over
+    the ids the two hold (not the vocabulary)."""
+    ids, where = torch.unique(torch.cat([q.ids.reshape(-1), k.ids.reshape(-1)]), return_inverse=True)
+
+    def block(x: Hybrid, cols: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(len(x), device=cols.device).repeat_interleave(x.ids.shape[1])
+        out = torch.zeros(len(x), len(ids), dtype=torch.float32, device=cols.device)
+        return out.index_put((rows, cols), x.values.reshape(-1).float(), accumulate=True)
+
+    return block(q, where[:q.ids.numel()]) @ block(k, where[q.ids.numel():]).T
 
 
 def cosine(q: Hybrid, k: Hybrid) -> torch.Tensor:
     """Cosine similarities `[len(q), len(k)]` of the full vectors, from the sparse form (gradients reach the
-    dense blocks, through their dot products and the rows' lengths)."""
+    dense blocks, through their dot products and the rows' lengths, and to lexical values that carry them)."""
     _check(q, k)
+    if q.values.requires_grad or k.values.requires_grad:
+        return (_lexical_dots(q, k) + q.dense.float() @ k.dense.float().T) / (_norms(q)[:, None] * _norms(k)[None, :])
     with warnings.catch_warnings():  # torch converts to CSR inside and warns that CSR is "beta"
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
         lex = torch.sparse.mm(_coo(q), _coo(k).t()).to_dense()

@@ -38,7 +38,8 @@ def _setup(case: str, n_global: int):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5))
     if case == "clip_lexical":  # sparse lexical blocks of different widths on the two ranks, hard negatives
-        model = BagOfTokens(vocab_size=30, dim=4, out_dim=4, idf=torch.rand(30) + 0.5, lexical=True)
+        model = BagOfTokens(vocab_size=30, dim=4, out_dim=4, idf=torch.rand(30) + 0.5, lexical=True,
+                            train_weights=True)  # gradients reach the lexical values across processes too
     objective = {"ntxent": NTXent(0.5), "ntxent_ids": NTXent(0.3), "ntxent_batch1": NTXent(0.5),
                  "infonce": InfoNCE(0.2, learnable_temperature=True), "infonce_queue": InfoNCE(0.2),
                  "clip": ClipLoss(0.1), "nce": NCELoss(50, 5, 7, sparse=False, seed=3),

@@ -65,3 +65,24 @@ def test_bag_of_tokens_lexical_output_is_hybrid_and_mixing_is_refused():
         cosine_matrix(h, torch.randn(2, 68))
     with pytest.raises(ValueError, match="vocab_size 64 vs 40"):
         cosine(h, _rows(2, 0))
+
+
+def test_learned_token_weights_get_the_gradients_the_dense_vectors_give():
+    enc = BagOfTokens(vocab_size=40, dim=3, out_dim=3, idf=torch.rand(40) + 0.5, lexical=True, train_weights=True)
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randint(0, 40, (5, 7), generator=g) for _ in range(2))
+    loss = ClipLoss(0.1)
+    got = loss(enc(a), enc(b), ids=torch.tensor([0, 1, 0, 2, 3]))
+    scale, = torch.autograd.grad(got, [enc.token_scale])
+    assert scale.abs().sum() > 0 and (scale[torch.cat([a, b]).unique()] != 0).any()
+    assert (scale[~torch.isin(torch.arange(40), torch.cat([a, b]))] == 0).all()  # unseen tokens get nothing
+
+    def full(ids):
+        h = enc(ids)
+        return torch.cat([h.to_dense()[:, :40], h.dense], 1)
+    want = loss(full(a), full(b), ids=torch.tensor([0, 1, 0, 2, 3]))
+    assert got.item() == pytest.approx(want.item(), abs=1e-6)
+    assert torch.allclose(scale, torch.autograd.grad(want, [enc.token_scale])[0], atol=1e-6)
+    before = BagOfTokens(vocab_size=40, dim=3, out_dim=3, idf=enc.idf, lexical=True)
+    before.load_state_dict({k: v for k, v in enc.state_dict().items() if k != "token_scale"})
+    assert torch.allclose(cosine(before(a), before(b)), cosine(enc(a), enc(b)).detach(), atol=1e-6)  # scale 0: the IDF itself

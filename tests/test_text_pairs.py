@@ -329,3 +329,31 @@ def test_the_idf_counts_training_texts_only(tmp_path):
 
     assert np.allclose(dm.idf.numpy(), idf(dm.train_pairs), atol=1e-5)
     assert not np.allclose(dm.idf.numpy(), idf(dm.train_pairs + dm.heldout), atol=1e-3)
+
+
+def test_the_towers_are_chosen_from_the_number_of_training_pairs(tmp_path, capsys):
+    from contrastive.tasks.text_pairs import TWO_TOWERS_FROM, choose_towers
+    small = make_cfg(tmp_path, ["experiment=text_pairs_code"], fast=False)
+    assert choose_towers(small, TWO_TOWERS_FROM - 1) == ["model.shared=True", "encoder.train_proj=False"]
+    assert small.model.shared is True and small.encoder.train_proj is False
+    assert "2,999 training pairs" in capsys.readouterr().out
+    large = make_cfg(tmp_path, ["experiment=text_pairs_code"], fast=False)
+    assert choose_towers(large, TWO_TOWERS_FROM) == ["model.shared=False", "encoder.train_proj=True"]
+    mine = make_cfg(tmp_path, ["experiment=text_pairs_code", "model.shared=true", "encoder.train_proj=false"], fast=False)
+    assert choose_towers(mine, 10**6) == [] and mine.model.shared is True and mine.encoder.train_proj is False
+
+
+def test_docstring_pairs_of_an_installed_package(tmp_path, monkeypatch):
+    from contrastive.data.text.code_pairs import PythonDocstrings
+    pkg = tmp_path / "tinypkg"
+    (pkg / "tests").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for name, verb in (("a", "Add"), ("b", "Multiply"), ("tests/c", "Check")):
+        (pkg / f"{name}.py").write_text(f'def f(x, y):\n    """{verb} the two numbers given here."""\n    return x\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    held, train_pairs, texts = PythonDocstrings(package="tinypkg").read(lambda n: ([0], list(range(1, n))))
+    assert [p["anchor"] for p in held + train_pairs] == ["Add the two numbers given here.",
+                                                         "Multiply the two numbers given here."]
+    assert texts == [train_pairs[0]["anchor"], "def f(x, y):\n    return x"]
+    with pytest.raises(ValueError, match=r"data.builtin.package='no_such_pkg' is not an installed package"):
+        PythonDocstrings(package="no_such_pkg").read(lambda n: ([0], []))

@@ -32,7 +32,7 @@ class BagOfTokens(nn.Module):
     def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
                  idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False,
                  sublinear_tf: bool = False, lexical: bool = False, dense_weight: float = 1.0,
-                 train_proj: bool = True) -> None:
+                 train_proj: bool = True, train_weights: bool = False) -> None:
         super().__init__()
         self.bag = nn.EmbeddingBag(vocab_size, dim, mode="sum")
         self.bag.weight.requires_grad_(train_tokens)
@@ -49,6 +49,8 @@ class BagOfTokens(nn.Module):
         weights = weights.clone()
         weights[0] = 0.0  # padding
         self.register_buffer("idf", weights)
+        # a learned log-scale per token on its IDF weight (0: the IDF itself), in both blocks
+        self.token_scale = nn.Parameter(torch.zeros(vocab_size)) if train_weights else None
         self.sublinear_tf, self.lexical, self.vocab_size = sublinear_tf, lexical, vocab_size
         self.dense_weight = nn.Parameter(torch.tensor(float(dense_weight))) if lexical else None
         self.out_dim = out_dim + (vocab_size if lexical else 0)
@@ -62,6 +64,8 @@ class BagOfTokens(nn.Module):
         """Each occurrence's weight `[B, L]`: its IDF (times (1 + log n) / n with `sublinear_tf`), rows summing
         to 1."""
         w = self.idf[ids]
+        if self.token_scale is not None:
+            w = w * self.token_scale[ids].exp()
         if self.sublinear_tf:
             n = (ids[:, :, None] == ids[:, None, :]).sum(-1).float()  # occurrences of each token in its text
             w = w * (1 + n.log()) / n

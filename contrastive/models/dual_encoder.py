@@ -16,8 +16,11 @@ class DualEncoder(ContrastiveModule):
     """`encoder` embeds anchors; the positive tower is the same module (`shared=True`) or a copy."""
 
     def __init__(self, encoder: nn.Module, objective: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 shared: bool = True, warmup_epochs: float = 1, final_lr_ratio: float = 0.0,
+                 shared: bool | None = True, warmup_epochs: float = 1, final_lr_ratio: float = 0.0,
                  guard: str = "stop") -> None:
+        if shared is None:
+            raise ValueError("model.shared=null is chosen by the text-pairs task from the number of pairs; "
+                             "building DualEncoder yourself, pass shared=True or False")
         super().__init__(encoder, objective, optimizer, None, warmup_epochs, final_lr_ratio, guard=guard)
         self.positive_encoder = encoder if shared else copy.deepcopy(encoder)
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from contrastive.data import SkipGramDataModule, TextPairDataModule
 from contrastive.data.text.corpus import tokenize
@@ -32,6 +32,28 @@ def word_vectors(sentences: list[list[str]], dim: int, epochs: int, window: int 
     vectors = train_word_vectors(dm.epoch_batches, dm.counts.tolist(), dm.batches_per_epoch, dim, epochs,
                                  negatives, seed=seed)
     return dm.words, vectors
+
+
+# from this many training pairs on, the two sides get their own towers with a trained linear layer: on 2,025 wiki
+# pairs that lost 0.016 MRR (it memorises them), on 4,031 and 8,111 docstring -> code pairs it gained 0.02-0.03
+TWO_TOWERS_FROM = 3000
+
+
+def choose_towers(cfg: DictConfig, pairs: int) -> list[str]:
+    """Fill a null `model.shared` and `encoder.train_proj` from the number of training pairs; returns the
+    choices made (`key=value`), also printed."""
+    two = pairs >= TWO_TOWERS_FROM
+    made = {}
+    with open_dict(cfg):
+        if "shared" in cfg.model and cfg.model.shared is None:
+            made["model.shared"] = cfg.model.shared = not two
+        if "train_proj" in cfg.encoder and cfg.encoder.train_proj is None:
+            made["encoder.train_proj"] = cfg.encoder.train_proj = two
+    if made:
+        print(f"chosen from the data ({pairs:,} training pairs; {TWO_TOWERS_FROM:,} or more: a tower per side, the "
+              "linear layer trained): " + ", ".join(f"{k}={str(v).lower()}" for k, v in made.items())
+              + " (set them to choose yourself)")
+    return [f"{k}={v}" for k, v in made.items()]
 
 
 class TextPairsTask(Task):
@@ -78,6 +100,7 @@ class TextPairsTask(Task):
             raise ValueError(f"no held-out pairs to measure retrieval on: data.heldout_fraction="
                              f"{datamodule.heldout_fraction} holds none out (beside {len(datamodule.train_pairs)} "
                              "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
+        choose_towers(cfg, len(datamodule.train_pairs))
         weighs_tokens = made is not None and takes(made, "idf")
         # the bag of tokens weighs each token by its IDF over the training texts
         encoder = own or hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))

@@ -4,6 +4,7 @@ the positive its code with the docstring removed. Grouped by module, so a split 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import sysconfig
 import warnings
@@ -39,7 +40,7 @@ def module_pairs(source: str, min_words: int = 5, max_code_chars: int = 2000) ->
 
 def stdlib_files(root: str | None = None) -> list[str]:
     """The standard library's .py files (tests and demos left out), sorted."""
-    root = root or sysconfig.get_paths()["stdlib"]
+    root = root or package_root(None)
     files = []
     for d, dirs, names in os.walk(root):
         dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and not x.startswith("test"))
@@ -64,15 +65,31 @@ def docstring_pairs(root: str | None = None) -> list[list[dict[str, Any]]]:
     return groups
 
 
+def package_root(package: str | None) -> str:
+    """The folder of an installed package's sources (`None`: the standard library)."""
+    if package is None:
+        return sysconfig.get_paths()["stdlib"]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"data.builtin.package={package!r} is not an installed package with a source folder; "
+                         "name one such as torch or numpy, or null for the standard library")
+    return next(iter(spec.submodule_search_locations))
+
+
 class PythonDocstrings:
-    """The docstring -> code pairs of the standard library as a pair source, split by module."""
+    """The docstring -> code pairs of the standard library (or of an installed `package`, e.g. torch) as a pair
+    source, split by module."""
+
+    def __init__(self, package: str | None = None) -> None:
+        self.package = package
 
     def read(self, split: Split) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
         """`(held-out pairs, training pairs, training texts)`; `split(n)`: held-out and training indices."""
-        modules = docstring_pairs()
+        modules = docstring_pairs(package_root(self.package))
         held, train = split(len(modules))
         heldout = [p for i in held for p in modules[i]]
         pairs = [p for i in train for p in modules[i]]
-        print(f"python_docstrings: {len(pairs) + len(heldout):,} pairs from {len(modules)} modules of the standard "
-              f"library; {len(heldout):,} pairs ({len(held)} modules) held out")
+        where = "the standard library" if self.package is None else self.package
+        print(f"python_docstrings: {len(pairs) + len(heldout):,} pairs from {len(modules)} modules of {where}; "
+              f"{len(heldout):,} pairs ({len(held)} modules) held out")
         return heldout, pairs, [t for p in pairs for t in (p["anchor"], p["positive"])]
