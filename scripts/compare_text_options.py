@@ -2,6 +2,7 @@
 
     python scripts/compare_text_options.py                       # the default task, hashed words, mined negatives
     python scripts/compare_text_options.py --seeds 0 --options "base=" "bm25=data/miner=bm25"
+    python scripts/compare_text_options.py --experiment text_pairs_torch --options "default="
 
 Each option is `name=override override ...` added to `contrastive-train experiment=<experiment>`; every run
 writes its eval.json under --out."""
@@ -42,19 +43,26 @@ def main() -> None:
                 runs.append(json.load(f))
             print(f"{name} seed {seed}: mrr {runs[-1]['mrr']:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
         rows.append((name, overrides, runs))
-    print(f"\n| option ({len(a.seeds)} seed(s), mean) | " + " | ".join(COLUMNS) + " | tfidf_mrr |")
-    print("|---" * (len(COLUMNS) + 2) + "|")
+    print(f"\n| option ({len(a.seeds)} seed(s), mean) | " + " | ".join(COLUMNS) + " | tfidf_mrr | bm25_mrr |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
     for name, overrides, runs in rows:
-        cells = [f"{statistics.mean(r[c] for r in runs):.3f}" for c in [*COLUMNS, "tfidf_mrr"]]
+        cells = [f"{statistics.mean(r[c] for r in runs):.3f}" for c in [*COLUMNS, "tfidf_mrr", "bm25_mrr"]]
         print(f"| {name} `{overrides}` | " + " | ".join(cells) + " |")
     print("\nEach option's encoders, mean over seeds:")
     for name, _, runs in rows:
         print(f"\n{name}\n| encoder | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|")
         for label, prefix, suffix in (("trained", "", ""), ("after the word2vec stage", "", "_word2vec_init"),
-                                      ("randomly initialised", "", "_random_init"), ("TF-IDF", "tfidf_", "")):
+                                      ("randomly initialised", "", "_random_init"), ("TF-IDF", "tfidf_", ""),
+                                      ("BM25", "bm25_", "")):
             if f"{prefix}mrr{suffix}" in runs[0]:
-                cells = [f"{statistics.mean(r[prefix + c + suffix] for r in runs):.3f}" for c in COLUMNS]
+                cells = [f"{statistics.mean(r[prefix + c + suffix] for r in runs):.3f}" if prefix + c + suffix
+                         in runs[0] else "" for c in COLUMNS]
                 print(f"| {label} | " + " | ".join(cells) + " |")
+    for name, _, runs in rows:
+        gain = [r["mrr"] - r.get("mrr_word2vec_init", float("nan")) for r in runs]
+        lexical = [r["mrr"] / max(r["tfidf_mrr"], r["bm25_mrr"]) for r in runs]
+        print(f"{name}: trained - word2vec stage per seed " + ", ".join(f"{g:+.3f}" for g in gain)
+              + "; trained / better of TF-IDF and BM25 per seed " + ", ".join(f"{x:.2f}x" for x in lexical))
     print("per seed mrr: " + "; ".join(f"{n}: " + ", ".join(f"{r['mrr']:.3f}" for r in runs) for n, _, runs in rows))
 
 
