@@ -32,7 +32,7 @@ class BagOfTokens(nn.Module):
     def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
                  idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False,
                  sublinear_tf: bool = False, lexical: bool = False, dense_weight: float = 1.0,
-                 train_proj: bool = True, train_weights: bool = False) -> None:
+                 train_proj: bool | None = True, train_weights: bool = False) -> None:
         super().__init__()
         self.bag = nn.EmbeddingBag(vocab_size, dim, mode="sum")
         self.bag.weight.requires_grad_(train_tokens)
@@ -42,7 +42,7 @@ class BagOfTokens(nn.Module):
                 raise ValueError(f"identity_proj needs out_dim == dim, got {out_dim} and {dim}")
             nn.init.eye_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
-        self.proj.requires_grad_(train_proj)
+        self.proj.requires_grad_(bool(train_proj))  # None (not chosen by the text-pairs task): fixed
         weights = torch.ones(vocab_size) if idf is None else torch.as_tensor(idf, dtype=torch.float32)
         if weights.shape != (vocab_size,):
             raise ValueError(f"idf must have vocab_size={vocab_size} entries, got {tuple(weights.shape)}")
