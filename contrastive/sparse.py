@@ -66,7 +66,7 @@ def from_tokens(ids: torch.Tensor, weights: torch.Tensor, dense: torch.Tensor, v
     """The hybrid rows of token ids `[B, L]` with per-occurrence `weights [B, L]`: a token's occurrences are
     summed, zero weights dropped, and the lexical block scaled to unit length (rows with no weight stay 0)."""
     b = ids.shape[0]
-    rows = torch.arange(b, device=ids.device).repeat_interleave(ids.shape[1])
+    rows = _row_of_each(ids)
     w = weights.reshape(-1)
     keep = w != 0
     coo = torch.sparse_coo_tensor(torch.stack([rows[keep], ids.reshape(-1)[keep]]), w[keep], (b, vocab_size),
@@ -123,9 +123,13 @@ def gather(x: Hybrid) -> Hybrid:
     return Hybrid(D.gather_with_grad(x.dense), D.gather_no_grad(x.ids), values, x.vocab_size)
 
 
+def _row_of_each(ids: torch.Tensor) -> torch.Tensor:
+    """The row of each entry of `ids [B, L]`, flattened: `[B * L]`."""
+    return torch.arange(ids.shape[0], device=ids.device).repeat_interleave(ids.shape[1])
+
+
 def _coo(x: Hybrid) -> torch.Tensor:
-    rows = torch.arange(len(x), device=x.ids.device).repeat_interleave(x.ids.shape[1])
-    return torch.sparse_coo_tensor(torch.stack([rows, x.ids.reshape(-1)]), x.values.detach().reshape(-1).float(),
+    return torch.sparse_coo_tensor(torch.stack([_row_of_each(x.ids), x.ids.reshape(-1)]), x.values.detach().reshape(-1).float(),
                                    (len(x), x.vocab_size), check_invariants=False)
 
 
@@ -139,9 +143,8 @@ def _lexical_dots(q: Hybrid, k: Hybrid) -> torch.Tensor:
     ids, where = torch.unique(torch.cat([q.ids.reshape(-1), k.ids.reshape(-1)]), return_inverse=True)
 
     def block(x: Hybrid, cols: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(len(x), device=cols.device).repeat_interleave(x.ids.shape[1])
         out = torch.zeros(len(x), len(ids), dtype=torch.float32, device=cols.device)
-        return out.index_put((rows, cols), x.values.reshape(-1).float(), accumulate=True)
+        return out.index_put((_row_of_each(x.ids), cols), x.values.reshape(-1).float(), accumulate=True)
 
     return block(q, where[:q.ids.numel()]) @ block(k, where[q.ids.numel():]).T
 
@@ -151,10 +154,11 @@ def cosine(q: Hybrid, k: Hybrid) -> torch.Tensor:
     dense blocks, through their dot products and the rows' lengths, and to lexical values that carry them)."""
     _check(q, k)
     if q.values.requires_grad or k.values.requires_grad:
-        return (_lexical_dots(q, k) + q.dense.float() @ k.dense.float().T) / (_norms(q)[:, None] * _norms(k)[None, :])
-    with warnings.catch_warnings():  # torch converts to CSR inside and warns that CSR is "beta"
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        lex = torch.sparse.mm(_coo(q), _coo(k).t()).to_dense()
+        lex = _lexical_dots(q, k)
+    else:
+        with warnings.catch_warnings():  # torch converts to CSR inside and warns that CSR is "beta"
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+            lex = torch.sparse.mm(_coo(q), _coo(k).t()).to_dense()
     return (lex + q.dense.float() @ k.dense.float().T) / (_norms(q)[:, None] * _norms(k)[None, :])
 
 
