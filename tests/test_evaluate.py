@@ -19,7 +19,8 @@ def test_evaluating_a_run_again_gives_the_same_numbers_and_merges_eval_json(tmp_
     again = evaluate_run(str(tmp_path))
     merged = json.loads((tmp_path / "eval.json").read_text())
     for key, value in first.items():  # same checkpoint, same random initialisation: the same numbers
-        assert again[key] == pytest.approx(value, abs=1e-6), key
+        assert merged[key] == pytest.approx(value, abs=1e-6), key
+    assert again and all(merged[k] == v for k, v in again.items() if isinstance(v, float))
     assert merged["note"] == "kept" and merged["evaluated_checkpoint"].endswith("checkpoints/last.ckpt")
     assert {"linear_top1/trained", "linear_top1/random_init", "linear_top1/raw_pixels"} <= set(merged)
 

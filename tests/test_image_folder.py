@@ -265,7 +265,12 @@ def test_image_folders_get_the_raw_pixel_rows_from_a_seeded_sample_of_one_pass(t
     decoded: list[str] = []
     real = image_folder.PlainView.__call__
     monkeypatch.setattr(image_folder.PlainView, "__call__", lambda self, path: decoded.append(path) or real(self, path))
-    metrics, feats = report.evaluate_encoders({"trained": net, "random_init": copy.deepcopy(net)}, dm)
+    per_image: dict[str, torch.Tensor] = {}
+    metrics, feats = report.evaluate_encoders({"trained": net, "random_init": copy.deepcopy(net)}, dm,
+                                              per_image=per_image)
+    # each k-NN metric is the mean of its per-test-image top-1 (what the verdict's noise is measured from)
+    assert {k for k in metrics if k.startswith("knn")} == set(per_image)
+    assert all(len(v) == len(feats["trained"][3]) and float(v.mean()) == metrics[k] for k, v in per_image.items())
     # one decode of each evaluation image serves both encoders and the raw-pixel sample
     assert sorted(decoded) == sorted(dm.indexes["train"].path(int(p)) for p in
                                      [*dm.eval_train_set.positions, *dm.eval_test_set.positions])
@@ -281,3 +286,23 @@ def test_image_folders_get_the_raw_pixel_rows_from_a_seeded_sample_of_one_pass(t
     said = verdict({"knn_top1/trained": 0.90, "knn_top1/raw_pixels": 0.94, "knn10_top1/trained": 0.8,
                     "knn10_top1/raw_pixels": 0.7})
     assert said.startswith("WARNING: the trained encoder loses to raw pixels (knn_top1 0.9000 < 0.9400)")
+
+
+def test_the_verdict_says_when_a_gap_is_within_the_noise_of_the_test_images():
+    from contrastive.tasks.image import verdict
+
+    def said(trained: list[float], raw: list[float]) -> str:
+        per_image = {"knn_top1/trained": torch.tensor(trained), "knn_top1/raw_pixels": torch.tensor(raw)}
+        return verdict({k: float(v.mean()) for k, v in per_image.items()}, per_image)
+    # 200 aligned faces hold 20 test images: raw pixels get all, the encoder 19 (one image is 0.05)
+    faces = said([1.0] * 19 + [0.0], [1.0] * 20)
+    assert faces.startswith("WARNING: the trained encoder loses to raw pixels (knn_top1 0.9500 < 1.0000); on 20 "
+                            "test images the gap in knn_top1 is within 0.1000 (two standard errors)"), faces
+    # paired: both wrong on the same 10 of 400 images, raw pixels on 6 more: a clear win though 0.015 is small
+    # (two accuracies measured apart, 0.975 and 0.96 on 400 images, would be within 0.025 of each other)
+    clear = said([1.0] * 390 + [0.0] * 10, [1.0] * 384 + [0.0] * 16)
+    assert clear == "the trained encoder beats raw pixels on k-NN with all labels and with 10 per class " \
+                    "(knn_top1 +0.0150)", clear
+    # the same two accuracies where the two disagree on 18 images (raw pixels right on 6 the encoder misses)
+    mixed = said([0.0] * 6 + [1.0] * 394, [1.0] * 6 + [0.0] * 12 + [1.0] * 382)
+    assert "within" in mixed and mixed.startswith("the trained encoder beats raw pixels"), mixed

@@ -20,8 +20,8 @@ KEYS = [f"{m}/{f}" for m in ("knn_top1", "knn10_top1", "linear_top1") for f in (
 def test_default_run_writes_eval_plots_and_checkpoints(tmp_path):
     _metrics, objects = train(make_cfg(tmp_path))
     ev = json.loads((tmp_path / "eval.json").read_text())
-    assert sorted(ev) == sorted(KEYS)
-    assert all(0.0 <= v <= 1.0 for v in ev.values())
+    assert sorted(ev) == sorted([*KEYS, "test_images"]) and ev["test_images"] == 359  # digits' 20% test split
+    assert all(0.0 <= ev[k] <= 1.0 for k in KEYS)
     assert ev["knn_top1/raw_pixels"] > 0.9  # the raw-pixel baseline is strong on digits
     for name in ("embedding.png", "loss.png", "config.yaml", "checkpoints/last.ckpt", "logs/metrics.csv"):
         assert (tmp_path / name).exists(), name

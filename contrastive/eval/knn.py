@@ -34,33 +34,47 @@ def finite_features(out: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def knn_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
-                 k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
-    """Top-1 accuracy of cosine k-NN with votes weighted by exp(similarity / temperature), on the device of
-    `train_f`, `chunk` test rows at a time (memory: chunk x train, not test x train)."""
+def knn_correct(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
+                k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> torch.Tensor:
+    """Whether cosine k-NN with votes weighted by exp(similarity / temperature) gets each test row right
+    `[N]` (bool, on the CPU), on the device of `train_f`, `chunk` test rows at a time (memory: chunk x train)."""
     if train_f.shape[0] == 0:
         raise ValueError("k-NN needs at least one labelled training feature")
     dev = train_f.device
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     k = min(k, train_f.shape[0])
     bank, bank_y = F.normalize(train_f.float(), dim=1), train_y.to(dev)
-    correct = 0
+    right = []
     for i in range(0, test_f.shape[0], chunk):
         q = F.normalize(test_f[i:i + chunk].to(dev).float(), dim=1)
         sim, idx = (q @ bank.T).topk(k, dim=1)  # [n, k]
         votes = torch.zeros(q.shape[0], num_classes, device=dev).scatter_add_(1, bank_y[idx], (sim / temperature).exp())
-        correct += int((votes.argmax(1) == test_y[i:i + chunk].to(dev)).sum())
-    return correct / test_f.shape[0]
+        right.append((votes.argmax(1) == test_y[i:i + chunk].to(dev)).cpu())
+    return torch.cat(right) if right else torch.zeros(0, dtype=torch.bool)
+
+
+def knn_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
+                 k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
+    """Top-1 accuracy of `knn_correct`."""
+    right = knn_correct(train_f, train_y, test_f, test_y, k, temperature, chunk)
+    return int(right.sum()) / test_f.shape[0]
+
+
+def low_label_correct(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
+                      per_class: int = 10, draws: int = 5, seed: int = 0, k: int = 20) -> torch.Tensor:
+    """Each test row's k-NN top-1 `[N]` averaged over `draws` random labelled subsets of `per_class` training
+    images per class."""
+    rng = np.random.default_rng(seed)
+    y = train_y.numpy()
+    right = []
+    for _ in range(draws):
+        pick = np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int((y == c).sum())),
+                                          replace=False) for c in np.unique(y)])
+        right.append(knn_correct(train_f[pick], train_y[pick], test_f, test_y, k=k).double())
+    return torch.stack(right).mean(0)
 
 
 def low_label_knn(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
                   per_class: int = 10, draws: int = 5, seed: int = 0, k: int = 20) -> float:
     """Mean k-NN top-1 over `draws` random labelled subsets of `per_class` training images per class."""
-    rng = np.random.default_rng(seed)
-    y = train_y.numpy()
-    accs = []
-    for _ in range(draws):
-        pick = np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int((y == c).sum())),
-                                          replace=False) for c in np.unique(y)])
-        accs.append(knn_accuracy(train_f[pick], train_y[pick], test_f, test_y, k=k))
-    return float(np.mean(accs))
+    return float(low_label_correct(train_f, train_y, test_f, test_y, per_class, draws, seed, k).mean())

@@ -11,17 +11,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from contrastive.eval.knn import embed, finite_features, knn_accuracy, low_label_knn
+from contrastive.eval.knn import embed, finite_features, knn_correct, low_label_correct
 from contrastive.eval.linear import linear_probe_accuracy
 
 RAW_PIXEL_LIMIT = 2 ** 28  # raw training values (1 GiB of float32); CIFAR-10's 50,000 x 3,072 fit
 RAW_SAMPLE = 20_000  # training images whose raw pixels a decoded data set keeps for the baseline
 
 
-def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) -> dict[str, float]:
+def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0,
+                per_image: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """`{name: (train_f, train_y, test_f, test_y)}` -> `knn_top1/<name>`, `knn10_top1/<name>` and the linear probe's
-    `linear_top1/<name>`; nothing, with a
-    warning saying why, where k-NN accuracy cannot be measured (an empty split, a single class)."""
+    `linear_top1/<name>`; nothing, with a warning saying why, where k-NN accuracy cannot be measured (an empty
+    split, a single class). `per_image` receives each k-NN metric's per-test-image top-1 `[N]` under its key."""
     out: dict[str, float] = {}
     for name, (trf, tr_y, tef, te_y) in features.items():
         if len(tef) == 0 or len(trf) == 0:
@@ -30,8 +31,11 @@ def knn_metrics(features: dict[str, tuple[torch.Tensor, ...]], seed: int = 0) ->
         if len(torch.unique(torch.cat([tr_y, te_y]))) < 2:
             warnings.warn(f"k-NN of {name} skipped: the labels hold a single class, so any classifier scores 1.0")
             continue
-        out[f"knn_top1/{name}"] = knn_accuracy(trf, tr_y, tef, te_y)
-        out[f"knn10_top1/{name}"] = low_label_knn(trf, tr_y, tef, te_y, seed=seed)
+        right = {f"knn_top1/{name}": knn_correct(trf, tr_y, tef, te_y).double(),
+                 f"knn10_top1/{name}": low_label_correct(trf, tr_y, tef, te_y, seed=seed)}
+        out.update({k: float(v.mean()) for k, v in right.items()})
+        if per_image is not None:
+            per_image.update(right)
         out[f"linear_top1/{name}"] = linear_probe_accuracy(trf, tr_y, tef, te_y)
     return out
 
@@ -70,8 +74,10 @@ def embed_with_pixels(encoders: dict[str, nn.Module], loader: Any, device: str |
 
 
 def evaluate_encoders(encoders: dict[str, nn.Module], datamodule: Any, seed: int = 0,
-                      device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, tuple]]:
-    """k-NN metrics on the test split for each encoder and for raw pixels; also returns the features."""
+                      device: str | torch.device = "cpu", per_image: dict[str, torch.Tensor] | None = None
+                      ) -> tuple[dict[str, float], dict[str, tuple]]:
+    """k-NN metrics on the test split for each encoder and for raw pixels (per test image into `per_image`, as
+    `knn_metrics`); also returns the features."""
     train_loader, test_loader = datamodule.eval_loaders()
     raw = datamodule.raw_features()
     feats: dict[str, tuple] = {}
@@ -91,7 +97,7 @@ def evaluate_encoders(encoders: dict[str, nn.Module], datamodule: Any, seed: int
               "(its k-NN would cost more than the rest of the evaluation)")
     else:
         feats["raw_pixels"] = raw
-    return knn_metrics(feats, seed), feats
+    return knn_metrics(feats, seed, per_image), feats
 
 
 def format_table(metrics: dict[str, float]) -> str:
