@@ -28,6 +28,15 @@ def group_class(cfg: DictConfig, group: str) -> type | None:
     return target if isinstance(target, type) else None
 
 
+def say_chosen(facts: str, made: dict[str, Any]) -> list[str]:
+    """Print one line naming each option chosen from the data (`facts`: what they were chosen from), as the
+    config would spell it; returns them as `key=value` (nothing printed when none was chosen)."""
+    if made:
+        spelled = ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in made.items())
+        print(f"chosen from the data ({facts}): {spelled} (set any of them to choose yourself)")
+    return [f"{k}={v}" for k, v in made.items()]
+
+
 def takes(target: Any, name: str) -> bool:
     """Whether `target` (a class, a function, or a partial of one) accepts the keyword `name`: what a task hands a
     part it builds (the vocabulary's counts, the training texts' IDF, the number of items) follows from what the

@@ -16,6 +16,7 @@ from contrastive.data.images.defaults import (
     size_defaults,
     view_size,
 )
+from contrastive.tasks.base import say_chosen
 
 
 def scaled_lr(lr: float, batch: int, optimizer_target: str) -> float:
@@ -58,7 +59,4 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
             epochs = cfg.trainer.get("max_epochs")
             tenth = max(1, round(epochs / 10)) if epochs and epochs > 0 else sizes["warmup_epochs"]
             made["model.warmup_epochs"] = cfg.model.warmup_epochs = tenth
-    if made:
-        print(f"chosen from the data ({facts}): " + ", ".join(f"{k}={v}" for k, v in made.items())
-              + " (set any of them to choose yourself)")
-    return [f"{k}={v}" for k, v in made.items()]
+    return say_chosen(str(facts), made)

@@ -18,7 +18,13 @@ from contrastive.encoders.hf_text import HFTextEncoder
 from contrastive.encoders.text import init_tokens
 from contrastive.losses import DCL, AlignUniform, Debiased, InfoNCE, SigmoidLoss
 from contrastive.models import DualEncoder
-from contrastive.tasks.base import Task, group_class, is_project_class, takes
+from contrastive.tasks.base import (
+    Task,
+    group_class,
+    is_project_class,
+    say_chosen,
+    takes,
+)
 from contrastive.tasks.contracts import probe_encoder, probe_objective
 from contrastive.word2vec.pretrain import train_word_vectors
 
@@ -49,11 +55,8 @@ def choose_towers(cfg: DictConfig, pairs: int) -> list[str]:
             made["model.shared"] = cfg.model.shared = not two
         if "train_proj" in cfg.encoder and cfg.encoder.train_proj is None:
             made["encoder.train_proj"] = cfg.encoder.train_proj = two
-    if made:
-        print(f"chosen from the data ({pairs:,} training pairs; {TWO_TOWERS_FROM:,} or more: a tower per side, the "
-              "linear layer trained): " + ", ".join(f"{k}={str(v).lower()}" for k, v in made.items())
-              + " (set them to choose yourself)")
-    return [f"{k}={v}" for k, v in made.items()]
+    return say_chosen(f"{pairs:,} training pairs; {TWO_TOWERS_FROM:,} or more: a tower per side, the linear layer "
+                      "trained", made)
 
 
 class TextPairsTask(Task):
