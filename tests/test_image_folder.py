@@ -297,7 +297,7 @@ def test_the_verdict_says_when_a_gap_is_within_the_noise_of_the_test_images():
     # 200 aligned faces hold 20 test images: raw pixels get all, the encoder 19 (one image is 0.05)
     faces = said([1.0] * 19 + [0.0], [1.0] * 20)
     assert faces.startswith("WARNING: the trained encoder loses to raw pixels (knn_top1 0.9500 < 1.0000); on 20 "
-                            "test images the gap in knn_top1 is within 0.1000 (two standard errors)"), faces
+                            "test images that is within two standard errors (knn_top1 ±0.1000)"), faces
     # paired: both wrong on the same 10 of 400 images, raw pixels on 6 more: a clear win though 0.015 is small
     # (two accuracies measured apart, 0.975 and 0.96 on 400 images, would be within 0.025 of each other)
     clear = said([1.0] * 390 + [0.0] * 10, [1.0] * 384 + [0.0] * 16)

@@ -168,8 +168,9 @@ def verdict(metrics: dict[str, float], per_image: dict[str, torch.Tensor] | None
     caveat = ""
     if unsure:
         n = len(per_image[f"{unsure[0]}/trained"])
-        caveat = (f"; on {n:,} test images the gap in " + ", ".join(f"{k} is within {spread[k]:.4f}" for k in unsure)
-                  + " (two standard errors): measure on more images (data.test_fraction) before concluding")
+        caveat = (f"; on {n:,} test images that is within two standard errors ("
+                  + ", ".join(f"{k} ±{spread[k]:.4f}" for k in unsure)
+                  + "): more test images (data.test_fraction) would tell")
     if not lost:
         gains = ", ".join(f"{k} +{t - r:.4f}" for k, (t, r) in pairs.items())
         return f"the trained encoder beats raw pixels on k-NN with all labels and with 10 per class ({gains}){caveat}"
