@@ -312,6 +312,23 @@ def test_docstring_code_pairs_drop_the_docstring_and_repeated_summaries(tmp_path
         TextPairDataModule(builtin="code")
 
 
+def test_the_statement_walk_finds_the_functions_ast_walk_finds_in_its_order():
+    import ast
+
+    from contrastive.data.text.code_pairs import statements
+    src = ("def a():\n    def inner(): pass\n    f = lambda: 0\n"
+           "try:\n    def t(): pass\nexcept E:\n    def h(): pass\nelse:\n    def e(): pass\nfinally:\n    def z(): pass\n"
+           "match x:\n    case 1:\n        def m(): pass\n"
+           "class K:\n    if c:\n        async def k(): pass\n    def j(self): pass\n"
+           "for i in y:\n    def f(): pass\nelse:\n    def g(): pass\n")
+    tree = ast.parse(src)
+
+    def names(nodes):
+        return [n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    assert names(statements(tree)) == names(ast.walk(tree))
+    assert sorted(names(statements(tree))) == sorted(["a", "inner", "t", "h", "e", "z", "m", "k", "j", "f", "g"])
+
+
 def test_the_idf_counts_training_texts_only(tmp_path):
     import numpy as np
     rows = "".join(f"question about topic{i}\tanswer on topic{i} here\n" for i in range(30))

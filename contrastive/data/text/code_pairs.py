@@ -8,6 +8,8 @@ import importlib.util
 import os
 import sysconfig
 import warnings
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from contrastive.data.text.pair_files import Split
@@ -20,6 +22,21 @@ def _summary(doc: str) -> str:
     return " ".join(doc.strip().split("\n\n")[0].split())
 
 
+STATEMENT_LISTS = {"body", "orelse", "finalbody", "handlers", "cases"}  # the fields that hold statements
+
+
+def statements(tree: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of `tree` that hold or are statements (statements, except handlers, match cases), in the order
+    `ast.walk` yields them: a function is a statement, so no expression needs visiting (most of the nodes)."""
+    todo = deque([tree])
+    while todo:
+        node = todo.popleft()
+        for field in node._fields:  # in ast.walk's order (a try's body, handlers, orelse, finalbody)
+            if field in STATEMENT_LISTS:
+                todo.extend(getattr(node, field))
+        yield node
+
+
 def module_pairs(source: str, min_words: int = 5, max_code_chars: int = 2000) -> list[dict[str, Any]]:
     """`{anchor: summary, positive: code}` for each function or method of `source` whose docstring summary has
     >= `min_words` words; the code is the function unparsed without its docstring, cut at `max_code_chars`."""
@@ -27,7 +44,7 @@ def module_pairs(source: str, min_words: int = 5, max_code_chars: int = 2000) ->
         warnings.simplefilter("ignore")
         tree = ast.parse(source)
     out = []
-    for node in ast.walk(tree):
+    for node in statements(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         doc = ast.get_docstring(node)
