@@ -173,7 +173,8 @@ def verdict(metrics: dict[str, float], per_image: dict[str, torch.Tensor] | None
                   + "): more test images (data.test_fraction) would tell")
     if not lost:
         gains = ", ".join(f"{k} +{t - r:.4f}" for k, (t, r) in pairs.items())
-        return f"the trained encoder beats raw pixels on k-NN with all labels and with 10 per class ({gains}){caveat}"
+        rows = " and ".join({"knn_top1": "with all labels", "knn10_top1": "with 10 per class"}[k] for k in pairs)
+        return f"the trained encoder beats raw pixels on k-NN {rows} ({gains}){caveat}"
     gaps = ", ".join(f"{k} {pairs[k][0]:.4f} < {pairs[k][1]:.4f}" for k in lost)
     return (f"WARNING: the trained encoder loses to raw pixels ({gaps}){caveat}; what usually helps: longer "
             "training (trainer.max_epochs), an augmentation recipe suited to the images, a larger batch "
