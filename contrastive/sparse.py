@@ -129,8 +129,9 @@ def _row_of_each(ids: torch.Tensor) -> torch.Tensor:
 
 
 def _coo(x: Hybrid) -> torch.Tensor:
-    return torch.sparse_coo_tensor(torch.stack([_row_of_each(x.ids), x.ids.reshape(-1)]), x.values.detach().reshape(-1).float(),
-                                   (len(x), x.vocab_size), check_invariants=False)
+    where = torch.stack([_row_of_each(x.ids), x.ids.reshape(-1)])
+    return torch.sparse_coo_tensor(where, x.values.detach().reshape(-1).float(), (len(x), x.vocab_size),
+                                   check_invariants=False)
 
 
 def _norms(x: Hybrid) -> torch.Tensor:
