@@ -92,6 +92,9 @@ def test_the_recipe_follows_channels_and_side(facts, name):
 
 def test_size_defaults_keep_digits_and_bound_small_and_large_sets():
     assert size_defaults(1258) == {"batch_size": 256, "max_epochs": 100, "warmup_epochs": 10}
+    assert size_defaults(1258, side=64) == size_defaults(1258)  # large views: the same views in all
+    assert size_defaults(5032, side=16)["max_epochs"] == 100  # 16-px views cost a quarter: four times as many
+    assert size_defaults(1437, side=16)["max_epochs"] == 300  # the digits folder (capped)
     small, large = size_defaults(40), size_defaults(1_281_167)
     assert small["batch_size"] == 8 and small["max_epochs"] == 300  # 5 batches an epoch, capped epochs
     assert large["max_epochs"] == 5 and large["batch_size"] == 256

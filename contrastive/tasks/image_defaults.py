@@ -35,7 +35,6 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
         return []  # all set (a saved run's config): nothing to read from the data
     facts = datamodule.facts()
     made: dict[str, Any] = {}
-    sizes = size_defaults(facts.count)
     with open_dict(cfg):
         if "num_workers" in cfg.data and cfg.data.num_workers is None:
             made["data.num_workers"] = cfg.data.num_workers = loader_workers()
@@ -47,6 +46,7 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
             name = choose_recipe(facts)
             cfg.augment = OmegaConf.create(recipe_config(name))
             made["augment"] = name
+        sizes = size_defaults(facts.count, cfg.data.get("size") or view_size(facts))
         if cfg.data.get("batch_size") is None:
             made["data.batch_size"] = cfg.data.batch_size = sizes["batch_size"]
             lr = OmegaConf.select(cfg, "optimizer.lr")
