@@ -99,6 +99,16 @@ def test_size_defaults_keep_digits_and_bound_small_and_large_sets():
     assert small["batch_size"] == 8 and small["max_epochs"] == 300  # 5 batches an epoch, capped epochs
     assert large["max_epochs"] == 5 and large["batch_size"] == 256
     assert scaled_lr(0.3, 64, "contrastive.optim.LARS") == pytest.approx(0.075)
+
+
+def test_the_digits_set_keeps_its_tuned_epochs_where_a_folder_follows_the_size_rule(tmp_path, capsys):
+    from contrastive.tasks.image_defaults import choose_defaults
+    cfg = make_cfg(tmp_path / "run", ["logger=none"])
+    cfg.trainer.max_epochs = None  # as simclr_digits leaves it
+    made = choose_defaults(cfg, hydra.utils.instantiate(cfg.data))
+    assert "trainer.max_epochs=100" in made and cfg.model.warmup_epochs == 10
+    assert "tuned for 100 epochs" in capsys.readouterr().out
+    assert size_defaults(1258, 16)["max_epochs"] == 300  # the same images as a folder: 16-px views, 4x the views
     assert scaled_lr(1e-3, 64, "torch.optim.AdamW") == pytest.approx(5e-4)
 
 

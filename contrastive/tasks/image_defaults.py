@@ -47,6 +47,8 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
             cfg.augment = OmegaConf.create(recipe_config(name))
             made["augment"] = name
         sizes = size_defaults(facts.count, cfg.data.get("size") or view_size(facts))
+        if facts.epochs:
+            sizes.update(max_epochs=facts.epochs, warmup_epochs=max(1, round(facts.epochs / 10)))
         if cfg.data.get("batch_size") is None:
             made["data.batch_size"] = cfg.data.batch_size = sizes["batch_size"]
             lr = OmegaConf.select(cfg, "optimizer.lr")

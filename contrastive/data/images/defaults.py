@@ -29,10 +29,12 @@ class ImageFacts:
     channels: int  # 1: grayscale files, 3: colour
     side: int  # the median shorter side of the files, in pixels
     count: int  # training images
+    epochs: int | None = None  # what a built-in set's recipe was tuned with (the digits demo: 100), else by size
 
     def __str__(self) -> str:
         kind = "grayscale" if self.channels == 1 else "colour"
-        return f"{self.count:,} {kind} training images, shorter side {self.side} px (median)"
+        tuned = f", tuned for {self.epochs} epochs" if self.epochs else ""
+        return f"{self.count:,} {kind} training images, shorter side {self.side} px (median){tuned}"
 
 
 def peek_files(index: FileIndex, positions: list[int]) -> ImageFacts:

@@ -49,9 +49,11 @@ random affine, contrast, noise, erasing)."""
         self.eval_val_set = TensorDataset(digit_plain(self.x[va], self.size, **norm), self.y[va]) if len(va) else None
 
     def facts(self) -> ImageFacts:
-        """1-channel 8 px images (upsampled to `size` for the encoder), without setting up the splits."""
+        """1-channel 8 px images (upsampled to `size` for the encoder), without setting up the splits; 100 epochs,
+        the default job's two minutes (the size rule would give 16-px views 300: docs/augment.md)."""
         n = len(load_digits().target)
-        return ImageFacts(1, 8, len(split_indices(n, self.val_fraction, self.test_fraction, self.split_seed)[0]))
+        count = len(split_indices(n, self.val_fraction, self.test_fraction, self.split_seed)[0])
+        return ImageFacts(1, 8, count, epochs=100)
 
     def raw_features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         tr, _, te = self.idx
