@@ -19,6 +19,7 @@ from contrastive.data.images.defaults import (
     recipe_config,
     recipe_names,
     size_defaults,
+    test_share,
 )
 from contrastive.tasks.image_defaults import scaled_lr
 from contrastive.train import train
@@ -109,6 +110,7 @@ def test_the_digits_set_keeps_its_tuned_epochs_where_a_folder_follows_the_size_r
     assert "trainer.max_epochs=100" in made and cfg.model.warmup_epochs == 10
     assert "tuned for 100 epochs" in capsys.readouterr().out
     assert size_defaults(1258, 16)["max_epochs"] == 300  # the same images as a folder: 16-px views, 4x the views
+    assert [test_share(n) for n in (60, 200, 768, 1797)] == [0.5, 0.5, 100 / 768, 0.1]  # >= 100 test images
     assert scaled_lr(1e-3, 64, "torch.optim.AdamW") == pytest.approx(5e-4)
 
 
@@ -129,10 +131,11 @@ def test_a_grayscale_folder_is_one_channel_with_its_recipe_and_sizes_chosen_and_
                                       "logger=none"])
     cfg.data.batch_size = cfg.trainer.max_epochs = None  # as the defaults leave them
     made = choose_defaults(cfg, hydra.utils.instantiate(cfg.data))
-    assert made[:5] == ["data.channels=1", "data.size=20", "augment=grayscale_small", "data.batch_size=8",
-                        "optimizer.lr=0.000177 (set for batch 256: 0.001)"]
+    # 60 images: half held out for testing (30 test images, 6 for validation, 24 to train on)
+    assert made[:6] == ["data.test_fraction=0.5", "data.channels=1", "data.size=20", "augment=grayscale_small",
+                        "data.batch_size=4", "optimizer.lr=0.000125 (set for batch 256: 0.001)"]
     assert cfg.trainer.max_epochs == 300 and cfg.model.warmup_epochs == 30
-    assert "chosen from the data (48 grayscale training images, shorter side 20 px (median)): data.channels=1, data.size=20" \
+    assert "chosen from the data (24 grayscale training images, shorter side 20 px (median)): data.test_fraction=0.5" \
         in capsys.readouterr().out
     cfg = make_cfg(tmp_path / "run", ["data=image_folder", f"data.root={tmp_path / 'img'}", "data.num_workers=0",
                                       "logger=none"])
@@ -140,12 +143,13 @@ def test_a_grayscale_folder_is_one_channel_with_its_recipe_and_sizes_chosen_and_
     metrics, objects = train(cfg)
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["augment"]["_target_"].endswith("AffineRecipe") and saved["augment"]["size"] == 20
-    assert saved["data"]["batch_size"] == 8 and saved["trainer"]["max_epochs"] == 1
+    assert saved["data"]["batch_size"] == 4 and saved["trainer"]["max_epochs"] == 1
+    assert saved["data"]["test_fraction"] == 0.5 and len(objects["datamodule"].eval_test_set) == 30
     assert saved["encoder"]["in_channels"] == 1 and objects["datamodule"].channels == 1
     v1, *_ = next(iter(objects["datamodule"].train_dataloader()))
-    assert v1.shape == (8, 1, 20, 20)
+    assert v1.shape == (4, 1, 20, 20)
     assert metrics["knn_top1/raw_pixels"] > 0.9  # the raw-pixel row, on one channel
-    assert saved["optimizer"]["lr"] == pytest.approx(1e-3 * (8 / 256) ** 0.5)
+    assert saved["optimizer"]["lr"] == pytest.approx(1e-3 * (4 / 256) ** 0.5)
 
 
 @pytest.mark.parametrize("name", ["grayscale_small", "imagenet"])

@@ -30,7 +30,8 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
     """Fill the run's null options and `augment=auto` from `datamodule.facts()`; returns the choices made
     (`key=value`), also printed."""
     wanted = [OmegaConf.select(cfg, k, default=0) is None for k in
-              ("data.size", "data.channels", "data.num_workers", "data.batch_size", "trainer.max_epochs", "model.warmup_epochs")]
+              ("data.size", "data.channels", "data.test_fraction", "data.num_workers", "data.batch_size",
+               "trainer.max_epochs", "model.warmup_epochs")]
     if not any(wanted) and not cfg.augment.get("auto"):
         return []  # all set (a saved run's config): nothing to read from the data
     facts = datamodule.facts()
@@ -38,6 +39,8 @@ def choose_defaults(cfg: DictConfig, datamodule: Any) -> list[str]:
     with open_dict(cfg):
         if "num_workers" in cfg.data and cfg.data.num_workers is None:
             made["data.num_workers"] = cfg.data.num_workers = loader_workers()
+        if "test_fraction" in cfg.data and cfg.data.test_fraction is None and hasattr(datamodule, "fractions"):
+            made["data.test_fraction"] = cfg.data.test_fraction = round(datamodule.fractions[1], 4)
         if "channels" in cfg.data and cfg.data.channels is None:
             made["data.channels"] = cfg.data.channels = facts.channels
         if "size" in cfg.data and cfg.data.size is None:

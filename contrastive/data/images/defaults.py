@@ -20,6 +20,7 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 IMAGES_SEEN = 125_800  # training views of 32 px or more per run when the epochs are chosen (digits: 1,258 x 100)
 COST_SIDE = 32  # smaller views are cheaper (16 px: 0.8 ms a view, 32 px: 6.2 ms on 2 CPU cores), so more of them
 BASE_BATCH = 256  # the batch the configs' learning rates are set for (the linear scaling rule's reference)
+MIN_TEST = 100  # test images a chosen split holds where half the set allows: on 20, one image is 0.05
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ def recipe_names() -> list[str]:
     """The packaged recipes (every `augment` option but auto)."""
     folder = resources.files("contrastive.conf").joinpath("augment")
     return sorted({p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")} - {"auto"})
+
+
+def test_share(count: int) -> float:
+    """The test fraction for a set of `count` images: a tenth, raised to hold MIN_TEST images, at most half."""
+    return max(0.1, min(0.5, MIN_TEST / max(1, count)))
 
 
 def view_size(facts: ImageFacts) -> int:

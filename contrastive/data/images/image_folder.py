@@ -19,6 +19,7 @@ from contrastive.data.images.defaults import (
     loader_workers,
     peek_files,
     recipe_config,
+    test_share,
     view_size,
 )
 from contrastive.data.images.fast_decode import (
@@ -111,11 +112,11 @@ class RecipeViews:
 class ImageFolderDataModule(ViewDataModule):
     """Images from `root` (`<class>/<image>` folders, or images with no class folders: unlabelled) or from
     `file_list`; train/val/test split with a fixed seed unless `val_root` / `test_root` name their own folders
-    (with `val_root` alone, evaluation uses it too). Views made by DataLoader workers (`augment_on=cpu`) or on
+    (with `val_root` alone, evaluation uses it too); `test_fraction` None: `test_share` of the images. Views made by DataLoader workers (`augment_on=cpu`) or on
     whole batches on the training device (`device`)."""
 
     def __init__(self, root: str | None = None, size: int | None = None, batch_size: int = 128,
-                 num_workers: int | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
+                 num_workers: int | None = None, val_fraction: float = 0.1, test_fraction: float | None = None, split_seed: int = 0,
                  transform: Any = None, shuffle_seed: int = 0, on_bad_image: str = "skip",
                  augment_on: str = "auto", val_root: str | None = None, test_root: str | None = None,
                  file_list: str | None = None, channels: int | None = None) -> None:
@@ -174,6 +175,8 @@ class ImageFolderDataModule(ViewDataModule):
             # in shared memory: the loader workers flag the files they cannot read, the main process counts them
             self._bad[k] = self._bad["val"] if k == "test" and ix is val else \
                 torch.zeros(len(ix), dtype=torch.bool).share_memory_()
+        if self.fractions[1] is None:
+            self.fractions = (self.fractions[0], test_share(len(train)))
         self._split = split_indices(len(train), 0.0 if val else self.fractions[0], 0.0 if test else self.fractions[1],
                                     self.split_seed)
 
