@@ -16,10 +16,10 @@ from contrastive.data import ImageFolderDataModule
 from contrastive.data.images.defaults import (
     ImageFacts,
     choose_recipe,
+    held_out_share,
     recipe_config,
     recipe_names,
     size_defaults,
-    test_share,
 )
 from contrastive.tasks.image_defaults import scaled_lr
 from contrastive.train import train
@@ -110,7 +110,7 @@ def test_the_digits_set_keeps_its_tuned_epochs_where_a_folder_follows_the_size_r
     assert "trainer.max_epochs=100" in made and cfg.model.warmup_epochs == 10
     assert "tuned for 100 epochs" in capsys.readouterr().out
     assert size_defaults(1258, 16)["max_epochs"] == 300  # the same images as a folder: 16-px views, 4x the views
-    assert [test_share(n) for n in (60, 200, 768, 1797)] == [0.5, 0.5, 100 / 768, 0.1]  # >= 100 test images
+    assert [held_out_share(n) for n in (60, 200, 768, 1797)] == [0.5, 0.5, 100 / 768, 0.1]  # >= 100 test images
     assert scaled_lr(1e-3, 64, "torch.optim.AdamW") == pytest.approx(5e-4)
 
 

@@ -19,8 +19,8 @@ from contrastive.train import build, train
 from tests.conftest import make_cfg, tiny_bert
 from tests.test_data import write_image_folder
 
-FOLDER = ["data=image_folder", "data.size=32", "data.batch_size=4", "data.num_workers=0", "monitors=false",
-          "evaluate=false", "trainer.limit_train_batches=2"]
+FOLDER = ["data=image_folder", "data.size=32", "data.batch_size=4", "data.num_workers=0", "data.test_fraction=0.1",
+          "monitors=false", "evaluate=false", "trainer.limit_train_batches=2"]
 
 
 def _x(channels: int = 3) -> torch.Tensor:

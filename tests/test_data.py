@@ -67,7 +67,8 @@ def write_image_folder(root, per_class: int, height: int = 20, width: int = 24) 
 
 def test_image_folder_reads_pngs(tmp_path):
     write_image_folder(tmp_path, 10)
-    dm = ImageFolderDataModule(root=str(tmp_path), size=16, batch_size=4, num_workers=0, augment_on="cpu")
+    dm = ImageFolderDataModule(root=str(tmp_path), size=16, batch_size=4, num_workers=0, augment_on="cpu",
+                               test_fraction=0.1)
     dm.setup("fit")
     assert dm.num_classes == 2 and len(dm.train_set) == 16 and len(dm.eval_test_set) == 2
     v1, _v2, y, _ = next(iter(dm.train_dataloader()))

@@ -75,7 +75,8 @@ def test_embed_a_folder_of_images_with_an_image_run(tmp_path, monkeypatch, capsy
     write_images(tmp_path / "train" / "a", 12), write_images(tmp_path / "train" / "b", 12, seed=1)
     run = tmp_path / "run"
     train(make_cfg(run, ["data=image_folder", f"data.root={tmp_path / 'train'}", "augment=imagenet",
-                         "data.size=8", "data.batch_size=8", "data.num_workers=0", "evaluate=false", "logger=none"]))
+                         "data.size=8", "data.batch_size=8", "data.test_fraction=0.1", "data.num_workers=0",
+                         "evaluate=false", "logger=none"]))
     write_images(tmp_path / "new", 5, seed=2)
     (tmp_path / "new" / "9.png").write_bytes(b"junk")
     out = tmp_path / "feats.npy"
@@ -100,7 +101,8 @@ def test_embed_checks_the_run_and_the_output_before_any_work(tmp_path, monkeypat
     write_images(tmp_path / "train" / "a", 8), write_images(tmp_path / "train" / "b", 8, seed=1)
     run = tmp_path / "run"
     train(make_cfg(run, ["data=image_folder", f"data.root={tmp_path / 'train'}", "augment=imagenet",
-                         "data.size=8", "data.batch_size=8", "data.num_workers=0", "evaluate=false", "logger=none"]))
+                         "data.size=8", "data.batch_size=8", "data.test_fraction=0.1", "data.num_workers=0",
+                         "evaluate=false", "logger=none"]))
     texts = tmp_path / "texts.txt"
     texts.write_text("a\nb\n")
 

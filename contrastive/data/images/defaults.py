@@ -81,7 +81,7 @@ def recipe_names() -> list[str]:
     return sorted({p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")} - {"auto"})
 
 
-def test_share(count: int) -> float:
+def held_out_share(count: int) -> float:
     """The test fraction for a set of `count` images: a tenth, raised to hold MIN_TEST images, at most half."""
     return max(0.1, min(0.5, MIN_TEST / max(1, count)))
 

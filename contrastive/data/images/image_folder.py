@@ -16,10 +16,10 @@ from contrastive.data.images.base import ViewDataModule, split_indices
 from contrastive.data.images.defaults import (
     ImageFacts,
     choose_recipe,
+    held_out_share,
     loader_workers,
     peek_files,
     recipe_config,
-    test_share,
     view_size,
 )
 from contrastive.data.images.fast_decode import (
@@ -112,7 +112,7 @@ class RecipeViews:
 class ImageFolderDataModule(ViewDataModule):
     """Images from `root` (`<class>/<image>` folders, or images with no class folders: unlabelled) or from
     `file_list`; train/val/test split with a fixed seed unless `val_root` / `test_root` name their own folders
-    (with `val_root` alone, evaluation uses it too); `test_fraction` None: `test_share` of the images. Views made by DataLoader workers (`augment_on=cpu`) or on
+    (with `val_root` alone, evaluation uses it too); `test_fraction` None: `held_out_share` of the images. Views made by DataLoader workers (`augment_on=cpu`) or on
     whole batches on the training device (`device`)."""
 
     def __init__(self, root: str | None = None, size: int | None = None, batch_size: int = 128,
@@ -176,7 +176,7 @@ class ImageFolderDataModule(ViewDataModule):
             self._bad[k] = self._bad["val"] if k == "test" and ix is val else \
                 torch.zeros(len(ix), dtype=torch.bool).share_memory_()
         if self.fractions[1] is None:
-            self.fractions = (self.fractions[0], test_share(len(train)))
+            self.fractions = (self.fractions[0], held_out_share(len(train)))
         self._split = split_indices(len(train), 0.0 if val else self.fractions[0], 0.0 if test else self.fractions[1],
                                     self.split_seed)
 
