@@ -16,11 +16,15 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from contrastive.cli.embed import embed_text_file
 from contrastive.data.text.text_pairs import TextPairDataModule
-from contrastive.eval.retrieval import bm25_scores, ranking_metrics
+from contrastive.eval.retrieval import (
+    bm25_scores,
+    ranking_metrics,
+    retrieval_metrics,
+    tfidf_embed,
+)
 
 
 def mrr(scores: np.ndarray | torch.Tensor) -> float:
@@ -29,9 +33,8 @@ def mrr(scores: np.ndarray | torch.Tensor) -> float:
 
 
 def tfidf_mrr(fit: list[str], queries: list[str], docs: list[str]) -> float:
-    """MRR of sublinear TF-IDF cosine, the IDF fitted on `fit`."""
-    vec = TfidfVectorizer(sublinear_tf=True).fit(fit)
-    return mrr((vec.transform(queries) @ vec.transform(docs).T).toarray())
+    """MRR of TF-IDF cosine as eval.json's tfidf_mrr computes it, the IDF fitted on `fit`."""
+    return retrieval_metrics(tfidf_embed(fit, queries), tfidf_embed(fit, docs))["mrr"]
 
 
 def encoder_scores(run: str, queries: list[str], docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
