@@ -22,10 +22,12 @@ RUN = ["trainer.max_epochs=3", "trainer.limit_train_batches=5", "trainer.limit_v
        "trainer.deterministic=true", "evaluate=false", "trainer.enable_progress_bar=false", "logger=none"]
 
 
-def _launch(run_dir: Path, extra: list[str]) -> subprocess.Popen:
+def _launch(run_dir: Path, extra: list[str], cwd: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if cwd is not None:  # `python -m` imports from the working directory: a test's own callback module there
+        env["PYTHONPATH"] = os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")])
     return subprocess.Popen([sys.executable, "-m", "contrastive.train", *RUN, f"hydra.run.dir={run_dir}", *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd)
 
 
 def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -88,6 +90,50 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, tmp_path_f
     assert killed_after is not None and victim.returncode == -signal.SIGKILL, "the run ended before the kill"
     saved_step = torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"]
     assert saved_step < 15
+    _resume_and_compare(tmp_path / "killed", [*extra, "resume=true"], saved_step, reference)
+
+
+KILL_AT = '''
+import os
+import signal
+
+import pytorch_lightning as pl
+
+
+class KillAt(pl.Callback):
+    """Dies as a preempted job does (SIGKILL, nothing saved) after the checkpoint of the batch that makes `step`
+    optimizer steps, an epoch's last: before the validation and the epoch-end saves that follow it."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def _kill(self, trainer) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_validation_start(self, trainer, *args) -> None:
+        self._kill(trainer)
+
+    def on_train_epoch_end(self, trainer, *args) -> None:  # called before ModelCheckpoint's
+        self._kill(trainer)
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["experiment=word2vec_wiki", "data=lee", "model.dim=32"]],
+                         ids=["simclr", "word2vec"])
+@pytest.mark.slow
+def test_sigkill_at_an_epoch_boundary_then_resume_equals_uninterrupted(tmp_path, tmp_path_factory, extra):
+    """The checkpoint of an epoch's last batch (step 10 of 5-step epochs), killed before that epoch's end: the
+    continuation must start the next epoch with the RNG where the uninterrupted run has it (starting that
+    epoch's loader must not draw from it) and log its steps from 10 on."""
+    reference = _uninterrupted(tmp_path_factory, extra)
+    (tmp_path / "kill_at.py").write_text(KILL_AT)
+    victim = _launch(tmp_path / "killed", [*extra, "+callbacks.kill._target_=kill_at.KillAt", "+callbacks.kill.step=10"],
+                     cwd=tmp_path)
+    _, err = victim.communicate(timeout=240)
+    assert victim.returncode == -signal.SIGKILL, err[-2000:]
+    saved_step = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved_step == 10
     _resume_and_compare(tmp_path / "killed", [*extra, "resume=true"], saved_step, reference)
 
 

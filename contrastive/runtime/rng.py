@@ -35,12 +35,14 @@ def set_rng_states(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def record_position(trainer: pl.Trainer, checkpoint: dict[str, Any], batch_epoch: int | None) -> None:
+def record_position(trainer: pl.Trainer, checkpoint: dict[str, Any], batch_epoch: int | None,
+                    logged_batches: int | None = None) -> None:
     """Make `checkpoint`'s loops and data position say where training stands after the batches of `batch_epoch`
     (the epoch of the last trained batch), so a continuation draws what an uninterrupted run draws. Lightning's
     own records get two cases wrong: an epoch that is over is restored as unfinished (the continuation trains one
     more batch of it), and an epoch that `max_steps` stopped part-way is counted as over (the continuation
-    skips the rest of it)."""
+    skips the rest of it). `logged_batches`: the batches stepped once the last one is done (the step the loggers
+    give the next batch), which a save inside that batch's end has not counted yet."""
     if batch_epoch is None:
         return
     done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -55,6 +57,10 @@ def record_position(trainer: pl.Trainer, checkpoint: dict[str, Any], batch_epoch
             epochs.update(ready=epoch, started=epoch, processed=epoch, completed=epoch)
         if batches is not None:
             batches.update(current={"ready": 0, "started": 0, "processed": 0, "completed": 0}, is_last_batch=False)
+        stepped = loops.get("epoch_loop.state_dict")
+        if logged_batches is not None and isinstance(stepped, dict) and "_batches_that_stepped" in stepped:
+            # else the continuation logs its first step under the last step's number
+            stepped["_batches_that_stepped"] = logged_batches
     elif trainer.current_epoch > batch_epoch:  # max_steps stopped the epoch part-way
         epoch, consumed = batch_epoch, done
         if epochs is not None:
@@ -74,14 +80,16 @@ class RNGStateCallback(pl.Callback):
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
         self._batch_epoch: int | None = None
+        self._logged_batches: int | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._batch_epoch = trainer.current_epoch
+        self._logged_batches = trainer.fit_loop.epoch_loop._batches_that_stepped + 1  # Lightning adds it after this hook
 
     def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
-        record_position(trainer, checkpoint, self._batch_epoch)
+        record_position(trainer, checkpoint, self._batch_epoch, self._logged_batches)
 
     def on_load_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         self._pending = checkpoint.get("rng_states")

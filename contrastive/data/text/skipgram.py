@@ -235,4 +235,6 @@ class SkipGramDataModule(ResumablePosition, pl.LightningDataModule):
             yield carry
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_PairStream(self), batch_size=None)
+        # its own generator: starting an epoch's iterator must not draw from the global RNG (the hogwild step seeds
+        # its negatives from it, and a resume at an epoch boundary restores it before the next epoch's iterator)
+        return DataLoader(_PairStream(self), batch_size=None, generator=torch.Generator().manual_seed(self.seed))
