@@ -134,6 +134,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt = resume_path(cfg)
     pl.seed_everything(cfg.seed, workers=True)
+    deterministic = OmegaConf.select(cfg, "trainer.deterministic")
+    if deterministic:  # as the Trainer will set it, already for what a task trains in build (the word-vector stage)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=deterministic == "warn")
     objects = build(cfg)
     if ckpt is not None:
         saved = check_checkpoint_matches(ckpt, objects["model"])

@@ -101,39 +101,39 @@ import pytorch_lightning as pl
 
 
 class KillAt(pl.Callback):
-    """Dies as a preempted job does (SIGKILL, nothing saved) after the checkpoint of the batch that makes `step`
-    optimizer steps, an epoch's last: before the validation and the epoch-end saves that follow it."""
+    """Dies as a preempted job does (SIGKILL, nothing saved) right after the checkpoint of the batch that makes
+    `step` optimizer steps: before the next batch, or before the validation and epoch-end saves after an epoch's
+    last batch."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def _kill(self, trainer) -> None:
+    def _kill(self, trainer, *args) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def on_validation_start(self, trainer, *args) -> None:
-        self._kill(trainer)
-
-    def on_train_epoch_end(self, trainer, *args) -> None:  # called before ModelCheckpoint's
-        self._kill(trainer)
+    on_train_batch_start = on_validation_start = on_train_epoch_end = _kill  # before ModelCheckpoint's epoch end
 '''
 
+TEXT_PAIRS = ["experiment=text_pairs_wiki", "task.word_vectors.epochs=1"]
 
-@pytest.mark.parametrize("extra", [[], ["experiment=word2vec_wiki", "data=lee", "model.dim=32"]],
-                         ids=["simclr", "word2vec"])
+
+@pytest.mark.parametrize("extra,step", [([], 10), (["experiment=word2vec_wiki", "data=lee", "model.dim=32"], 10),
+                                        (TEXT_PAIRS, 7), (TEXT_PAIRS, 10)],
+                         ids=["simclr-epoch-end", "word2vec-epoch-end", "text_pairs-mid-epoch", "text_pairs-epoch-end"])
 @pytest.mark.slow
-def test_sigkill_at_an_epoch_boundary_then_resume_equals_uninterrupted(tmp_path, tmp_path_factory, extra):
-    """The checkpoint of an epoch's last batch (step 10 of 5-step epochs), killed before that epoch's end: the
-    continuation must start the next epoch with the RNG where the uninterrupted run has it (starting that
-    epoch's loader must not draw from it) and log its steps from 10 on."""
+def test_sigkill_right_after_a_checkpoint_then_resume_equals_uninterrupted(tmp_path, tmp_path_factory, extra, step):
+    """Killed right after the checkpoint of step 7 (mid-epoch) or 10 (an epoch's last batch, 5-step epochs): the
+    continuation must draw what the uninterrupted run draws (the next epoch's loader must not take from the global
+    RNG), see the pairs of the epoch in the same order, and log its steps from `step` on."""
     reference = _uninterrupted(tmp_path_factory, extra)
     (tmp_path / "kill_at.py").write_text(KILL_AT)
-    victim = _launch(tmp_path / "killed", [*extra, "+callbacks.kill._target_=kill_at.KillAt", "+callbacks.kill.step=10"],
-                     cwd=tmp_path)
+    victim = _launch(tmp_path / "killed", [*extra, "+callbacks.kill._target_=kill_at.KillAt",
+                                           f"+callbacks.kill.step={step}"], cwd=tmp_path)
     _, err = victim.communicate(timeout=240)
     assert victim.returncode == -signal.SIGKILL, err[-2000:]
     saved_step = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    assert saved_step == 10
+    assert saved_step == step
     _resume_and_compare(tmp_path / "killed", [*extra, "resume=true"], saved_step, reference)
 
 

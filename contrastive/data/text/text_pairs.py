@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from contrastive.checks import keeps_contract
+from contrastive.data.resumable import EpochSampler, ResumablePosition
 from contrastive.data.text.builtin_pairs import CropPairs, WikiParagraphs
 from contrastive.data.text.corpus import as_corpus
 from contrastive.data.text.mining import Miner
@@ -43,7 +44,7 @@ def refuse_ignored(path: str | None, builtin: Any, stream: bool | None, heldout_
         raise ValueError("these options would be ignored: " + "; ".join(unused) + ". Remove them")
 
 
-class TextPairDataModule(pl.LightningDataModule):
+class TextPairDataModule(ResumablePosition, pl.LightningDataModule):
     """Batches `{anchor [B, L], positive [B, L], negatives [B, K, L] or None, ids [B]}` of token ids (0 pads);
     `ids` numbers distinct positive texts, so a text repeated in a batch is masked, not pushed apart."""
 
@@ -156,10 +157,13 @@ class TextPairDataModule(pl.LightningDataModule):
         self.token_cache = {t: np.asarray(ids[t], dtype=np.int32) for t in pair_texts}
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint must carry to tokenize as in training: a learned tokenizer's vocabulary (`to_str`)."""
-        return {"subword": self.tokenizer.to_str()} if hasattr(self.tokenizer, "to_str") else {}
+        """What a checkpoint must carry: the training position, and to tokenize as in training a learned
+        tokenizer's vocabulary (`to_str`)."""
+        subword = {"subword": self.tokenizer.to_str()} if hasattr(self.tokenizer, "to_str") else {}
+        return {**super().state_dict(), **subword}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict({k: v for k, v in state.items() if k != "subword"})
         if "subword" in state and hasattr(self.tokenizer, "load"):
             self.tokenizer.load(state["subword"])
 
@@ -210,7 +214,11 @@ class TextPairDataModule(pl.LightningDataModule):
                 "negatives": negs, "ids": torch.tensor([r.get("id", -1) for r in rows])}
 
     def train_dataloader(self) -> DataLoader:
-        g = torch.Generator().manual_seed(self.shuffle_seed)
         data = self.train_pairs if self.crops is None else ConcatDataset([self.train_pairs, self.crops])
-        return DataLoader(data, batch_size=self.batch_size, shuffle=True, drop_last=True, collate_fn=self.collate,
-                          generator=g)
+        sampler = EpochSampler(len(data), self.shuffle_seed)  # an order per epoch, resumable mid-epoch
+        if self._resume:  # set by load_state_dict when Lightning restores a checkpoint
+            sampler.resume_at(self._resume["epoch"], self._resume["consumed_batches"] * self.batch_size)
+            self._resume = None
+        # its own generator: starting an epoch's iterator must not draw from the global RNG a checkpoint restores
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, drop_last=True, collate_fn=self.collate,
+                          generator=torch.Generator().manual_seed(self.shuffle_seed))
