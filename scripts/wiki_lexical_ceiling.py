@@ -6,7 +6,9 @@ wiki dual encoder (one shared tower, the default split) alone and fused with BM2
     python scripts/wiki_lexical_ceiling.py --run outputs/<date>/<time>    # a run of experiment=text_pairs_wiki
 
 BM25 indexes the documents it searches (its IDF comes from the 474 held-out successors); the TF-IDF row of eval.json
-is fitted on the training paragraphs, as the encoder's IDF is."""
+is fitted on the training paragraphs, as the encoder's IDF is. The second table splits each ranking into finding the
+article (every held-out paragraph's successor is in its own article) and ranking the paragraphs of that article: what
+any scorer could reach if it never ranked another article's paragraph first."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from contrastive.cli.embed import embed_text_file
+from contrastive.data.text.builtin_pairs import paragraph_pairs, wiki_articles
 from contrastive.data.text.text_pairs import TextPairDataModule
 from contrastive.eval.retrieval import (
     bm25_scores,
@@ -30,6 +33,25 @@ from contrastive.eval.retrieval import (
 def mrr(scores: np.ndarray | torch.Tensor) -> float:
     """MRR of scores `[Q, D]` where query i's document is document i."""
     return ranking_metrics(torch.as_tensor(np.asarray(scores), dtype=torch.float32))["mrr"]
+
+
+def within_article(scores: np.ndarray | torch.Tensor, article: np.ndarray) -> tuple[float, float]:
+    """`(share of queries whose best document is in their own article, MRR counting only the documents of the
+    query's article)` of scores `[Q, D]`; `article [Q]` numbers each pair's article."""
+    s = np.asarray(scores)
+    same = article[:, None] == article[None, :]
+    above = (s > s.diagonal()[:, None]) & same
+    return float(np.mean(article[s.argmax(1)] == article)), float(np.mean(1 / (above.sum(1) + 1)))
+
+
+def heldout_articles(dm: TextPairDataModule) -> np.ndarray:
+    """The article number of each held-out pair, in `dm.heldout`'s order (the split WikiParagraphs makes)."""
+    articles = [a for a in wiki_articles() if len(a) >= 2]
+    held, _ = dm._split(len(articles))
+    article = np.concatenate([np.full(len(paragraph_pairs(articles[i])), i) for i in held])
+    if len(article) != len(dm.heldout):
+        raise RuntimeError("the held-out pairs are not the default split's; run with the default data options")
+    return article
 
 
 def tfidf_mrr(fit: list[str], queries: list[str], docs: list[str]) -> float:
@@ -60,7 +82,9 @@ def main() -> None:
     dm = TextPairDataModule()  # the wiki paragraphs, split as experiment=text_pairs_wiki splits them
     dm.setup()
     queries, docs = [p["anchor"] for p in dm.heldout], [p["positive"] for p in dm.heldout]
+    article = heldout_articles(dm)
     bm25 = bm25_scores(queries, docs)
+    ranked = {"BM25": bm25.numpy()}
     rows = [("BM25 (bm25s, indexed on the held-out documents)", mrr(bm25)),
             ("TF-IDF, IDF from the training paragraphs (eval.json's tfidf_mrr)", tfidf_mrr(dm.fit_texts, queries, docs)),
             ("TF-IDF, IDF from the held-out documents", tfidf_mrr(docs, queries, docs)),
@@ -68,6 +92,7 @@ def main() -> None:
              tfidf_mrr(dm.fit_texts + docs, queries, docs))]
     if a.run:
         lexical, dense = encoder_scores(a.run, queries, docs)
+        ranked["trained encoder"] = lexical + dense
         rows += [("trained encoder", mrr(lexical + dense)), ("its lexical block alone", mrr(lexical)),
                  ("its dense block alone", mrr(dense))]
         z = (lambda s: (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True))
@@ -77,6 +102,14 @@ def main() -> None:
     print(f"{len(queries)} held-out pairs; 1.10x BM25 is {1.1 * rows[0][1]:.3f}\n\n| scores | MRR |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value:.3f} |")
+    sizes = np.bincount(article)[article]  # each query's article's number of held-out pairs
+    chance = float(np.mean([np.mean(1 / np.arange(1, n + 1)) for n in sizes]))
+    print(f"\n{len(set(article.tolist()))} held-out articles of 1 to {sizes.max()} pairs\n\n| scores | best document in the "
+          "query's article | MRR | MRR within the article |\n|---|---|---|---|")
+    for name, s in ranked.items():
+        found, within = within_article(s, article)
+        print(f"| {name} | {found:.3f} | {mrr(s):.3f} | {within:.3f} |")
+    print(f"| the article's paragraphs in random order | | | {chance:.3f} |")
 
 
 if __name__ == "__main__":
