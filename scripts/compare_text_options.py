@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 
+from contrastive.eval.retrieval import TEXT_COLUMNS, text_table
+
 OPTIONS = ["default=", "hashing=data/tokenizer=hashing", "bm25=data/miner=bm25",
            "tfidf=data/miner=tfidf", "model=data/miner=model"]
-COLUMNS = ["recall_at_1", "recall_at_5", "recall_at_10", "mrr", "lee_pearson"]
+COLUMNS = list(TEXT_COLUMNS)
 
 
 def main() -> None:
@@ -50,14 +52,8 @@ def main() -> None:
         print(f"| {name} `{overrides}` | " + " | ".join(cells) + " |")
     print("\nEach option's encoders, mean over seeds:")
     for name, _, runs in rows:
-        print(f"\n{name}\n| encoder | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|")
-        for label, prefix, suffix in (("trained", "", ""), ("after the word2vec stage", "", "_word2vec_init"),
-                                      ("randomly initialised", "", "_random_init"), ("TF-IDF", "tfidf_", ""),
-                                      ("BM25", "bm25_", "")):
-            if f"{prefix}mrr{suffix}" in runs[0]:
-                cells = [f"{statistics.mean(r[prefix + c + suffix] for r in runs):.3f}" if prefix + c + suffix
-                         in runs[0] else "" for c in COLUMNS]
-                print(f"| {label} | " + " | ".join(cells) + " |")
+        mean = {k: statistics.mean(r[k] for r in runs) for k, v in runs[0].items() if isinstance(v, float)}
+        print(f"\n{name}\n{text_table(mean)}")
     for name, _, runs in rows:
         gain = [r["mrr"] - r.get("mrr_word2vec_init", float("nan")) for r in runs]
         lexical = [r["mrr"] / max(r["tfidf_mrr"], r["bm25_mrr"]) for r in runs]

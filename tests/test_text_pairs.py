@@ -83,7 +83,7 @@ def test_retrieval_metrics():
     assert m["recall_at_1"] == 0.0 and m["recall_at_5"] == 1.0
 
 
-def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
+def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path, capsys):
     lines = ["anchor\tpositive\tnegative"] + [f"topic {i} question\ttopic {i} answer\ttopic {i + 1} answer"
                                              for i in range(40)]
     (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
@@ -97,6 +97,10 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path):
                   "lee_pearson", "lee_pearson_word2vec_init", "tfidf_lee_pearson"):
             assert k in ev
         assert ev["heldout_pairs"] == 8 and objects["trainer"].global_step == 2
+        out = capsys.readouterr().out  # the table of every row, then one line against the better lexical baseline
+        assert "| BM25 |" in out and "| after the word2vec stage |" in out
+        better = "BM25" if ev["bm25_mrr"] > ev["tfidf_mrr"] else "TF-IDF"  # a tie names the first: TF-IDF
+        assert f"the trained encoder beats {better}" in out or f"loses to {better}" in out
 
 
 @pytest.mark.parametrize("tokenizer", ["hashing", "subword"])

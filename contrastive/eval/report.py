@@ -100,6 +100,14 @@ def evaluate_encoders(encoders: dict[str, nn.Module], datamodule: Any, seed: int
     return knn_metrics(feats, seed, per_image), feats
 
 
+def noise(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Two standard errors of the mean of the paired differences `a - b` `[N]` (each test item's score under two
+    methods: an image's top-1, a query's reciprocal rank): how far apart their means could be by the choice of
+    test items alone."""
+    d = (a - b).double()
+    return 2 * float(d.std()) / math.sqrt(len(d)) if len(d) > 1 else float("inf")
+
+
 def format_table(metrics: dict[str, float]) -> str:
     """The metrics as a fixed-width text table: one row per feature source, one column per metric."""
     names = sorted({k.split("/", 1)[1] for k in metrics}, key=["trained", "random_init", "raw_pixels"].index)

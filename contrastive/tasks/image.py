@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 from typing import Any, ClassVar
 
@@ -18,6 +17,7 @@ from contrastive.eval.monitors import OnlineMonitors
 from contrastive.eval.report import (
     evaluate_encoders,
     format_table,
+    noise,
     plot_embedding,
     plot_loss,
 )
@@ -145,13 +145,6 @@ class ImageTask(Task):
         if bad:
             print(f"\n{len(bad)} unreadable image(s) were skipped and replaced, e.g. {bad[:3]}")
         return {"bad_images": len(bad), "bad_image_examples": bad[:10]}
-
-
-def noise(trained: torch.Tensor, raw: torch.Tensor) -> float:
-    """Two standard errors of the mean of the paired differences `trained - raw` `[N]` (each test image's top-1
-    under the two features): what the gap between the two accuracies could be by the choice of test images."""
-    d = (trained - raw).double()
-    return 2 * float(d.std()) / math.sqrt(len(d)) if len(d) > 1 else float("inf")
 
 
 def verdict(metrics: dict[str, float], per_image: dict[str, torch.Tensor] | None = None) -> str:

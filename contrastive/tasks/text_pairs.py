@@ -147,6 +147,8 @@ class TextPairsTask(Task):
             lee_pearson,
             ranking_metrics,
             retrieval_metrics,
+            text_table,
+            text_verdict,
             tfidf_embed,
         )
         dm, model = objects["datamodule"], objects["model"]
@@ -156,20 +158,25 @@ class TextPairsTask(Task):
             module.eval()
             return lambda texts: embed_texts(lambda ids: module(ids.to(model.device)), dm, texts)
 
+        per_query: dict[str, torch.Tensor] = {}  # each held-out query's reciprocal rank, for the verdict's noise
         metrics: dict[str, Any] = {"heldout_pairs": len(anchors)}
         metrics.update(retrieval_metrics(embedder(model.encoder)(anchors),
-                                         embedder(model.positive_encoder)(positives)))
+                                         embedder(model.positive_encoder)(positives), per_query=per_query))
         metrics["lee_pearson"] = lee_pearson(embedder(model.encoder))
         # untrained, and after the word2vec stage before the pairs (what the word vectors alone give)
         for suffix in ("_random_init", "_word2vec_init"):
             if suffix[1:] in objects:
                 embed = embedder(objects[suffix[1:]].to(model.device))
-                metrics.update(retrieval_metrics(embed(anchors), embed(positives), suffix=suffix))
+                metrics.update(retrieval_metrics(embed(anchors), embed(positives), suffix=suffix, per_query=per_query))
                 metrics[f"lee_pearson{suffix}"] = lee_pearson(embed)
         fit = dm.fit_texts  # the training texts (a sample of them when the file was streamed)
-        metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_"))
+        metrics.update(retrieval_metrics(tfidf_embed(fit, anchors), tfidf_embed(fit, positives), prefix="tfidf_",
+                                         per_query=per_query))
         metrics["tfidf_lee_pearson"] = lee_pearson(lambda texts: tfidf_embed(fit + texts, texts))
-        metrics.update(ranking_metrics(bm25_scores(anchors, positives), prefix="bm25_"))
-        print("\ntext pairs: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        metrics.update(ranking_metrics(bm25_scores(anchors, positives), prefix="bm25_", per_query=per_query))
+        print(f"\nheld-out retrieval: each of {len(anchors):,} held-out anchors ranks all held-out positives "
+              "(MRR, recall@k); lee_pearson: correlation with the Lee human similarity scores")
+        print(text_table(metrics))
+        print(text_verdict(metrics, per_query))
         self.report(cfg, trainer, metrics)
         return metrics
