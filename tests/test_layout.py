@@ -157,6 +157,7 @@ PLAIN = {
     ("encoders/hf_text.py", "self.pooling"), ("runtime/loggers.py", "mode"), ("runtime/threads.py", "setting"),
     ("runtime/threads.py", "self.setting"), ("runtime/threads.py", "cfg.trainer.get('accelerator')"),
     ("tasks/image.py", "cfg.trainer.get('accelerator')"), ("train.py", "accelerator"), ("train.py", "resume"),
+    ("train.py", "deterministic"), ("data/text/text_pairs.py", "k"),  # Lightning's "warn"; a checkpoint's key
 }
 
 
