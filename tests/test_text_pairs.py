@@ -217,6 +217,39 @@ def test_bag_of_tokens_sublinear_lexical_output_is_tf_idf():
     assert not any(p.requires_grad for p in frozen.proj.parameters())
 
 
+def test_bag_of_tokens_bm25_lexical_output_follows_the_formula_and_the_data_gives_the_mean_length(tmp_path):
+    from collections import Counter
+
+    from contrastive.encoders import BagOfTokens
+    torch.manual_seed(0)
+    idf = torch.rand(50) + 0.5
+    enc = BagOfTokens(vocab_size=50, dim=4, out_dim=4, idf=idf, identity_proj=True, lexical=True, bm25_k1=1.2,
+                      bm25_b=0.75, avg_len=3.0)
+    ids = torch.tensor([[3, 5, 5, 5, 9, 0], [7, 7, 0, 0, 0, 0], [4, 4, 4, 4, 4, 8]])
+    out = enc(ids).to_dense()
+    for row, o in zip(ids.tolist(), out):
+        length, want = sum(t != 0 for t in row), torch.zeros(50)
+        for t, n in Counter(t for t in row if t).items():  # Robertson's term weight, the IDF for the idf
+            want[t] = idf[t] * n * 2.2 / (n + 1.2 * (1 - 0.75 + 0.75 * length / 3.0))
+        assert torch.allclose(o[:50], want / want.norm(), atol=1e-6)
+    with pytest.raises(ValueError, match="sublinear_tf=false or bm25_k1=null"):
+        BagOfTokens(vocab_size=50, sublinear_tf=True, bm25_k1=1.2)
+    with pytest.raises(ValueError, match="0 <= bm25_b <= 1, got 1.2 and 1.5"):
+        BagOfTokens(vocab_size=50, bm25_k1=1.2, bm25_b=1.5)
+    # by default the text-pairs task hands the encoder the training texts' mean length, and the checkpoint keeps it
+    lines = ["anchor\tpositive"] + [f"topic {i} question{' word' * (i % 3)}\ttopic {i} answer" for i in range(40)]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    _metrics, objects = train(make_cfg(tmp_path, [
+        "experiment=text_pairs_wiki", f"data.path={tmp_path / 'p.tsv'}", "data.batch_size=8", "data/tokenizer=hashing",
+        "data.tokenizer.vocab_size=4096", "encoder.dim=16", "encoder.out_dim=16", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "task.word_vectors.epochs=0"],
+        fast=False))
+    dm, encoder = objects["datamodule"], objects["model"].encoder
+    texts = dm.train_texts
+    assert float(encoder.avg_len) == pytest.approx(sum(len(dm.tokenizer(t)) for t in texts) / len(texts))
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert float(saved["encoder.avg_len"]) == pytest.approx(float(encoder.avg_len))
+
+
 def test_init_tokens_sets_rows_and_zeroes_the_rest():
     from contrastive.encoders import BagOfTokens, TransformerText
     from contrastive.encoders.text import init_tokens

@@ -24,7 +24,9 @@ class BagOfTokens(nn.Module):
     then a linear layer. At random initialisation it is a random projection of the TF-IDF vector.
 
     `train_tokens` / `train_proj` false keep the token vectors / the linear layer fixed. `sublinear_tf`
-    weighs a token seen n times by 1 + log n instead of n (scikit-learn's `sublinear_tf`).
+    weighs a token seen n times by 1 + log n instead of n (scikit-learn's `sublinear_tf`); `bm25_k1` by BM25's
+    n (k1 + 1) / (n + k1 (1 - b + b L / avg_len)) instead, L the text's tokens, b `bm25_b`, `avg_len` the
+    training texts' mean length (given by the data; without it, no length normalisation).
     `lexical` outputs a `Hybrid`: the exact TF-IDF vector over the hashed vocabulary as a sparse block (no
     parameters; L2-normalised) beside the L2-normalised dense part scaled by a learned `dense_weight`; the
     vector it stands for is out_dim + vocab_size long."""
@@ -32,8 +34,14 @@ class BagOfTokens(nn.Module):
     def __init__(self, vocab_size: int = 2**18, dim: int = 256, out_dim: int = 256,
                  idf: torch.Tensor | None = None, train_tokens: bool = True, identity_proj: bool = False,
                  sublinear_tf: bool = False, lexical: bool = False, dense_weight: float = 1.0,
-                 train_proj: bool | None = True, train_weights: bool = False) -> None:
+                 train_proj: bool | None = True, train_weights: bool = False, bm25_k1: float | None = None,
+                 bm25_b: float = 0.75, avg_len: float | None = None) -> None:
         super().__init__()
+        if bm25_k1 is not None and sublinear_tf:
+            raise ValueError("encoder.sublinear_tf and encoder.bm25_k1 are two term-frequency weightings: "
+                             "set sublinear_tf=false or bm25_k1=null")
+        if bm25_k1 is not None and (bm25_k1 <= 0 or not 0 <= bm25_b <= 1):
+            raise ValueError(f"BM25 needs bm25_k1 > 0 and 0 <= bm25_b <= 1, got {bm25_k1} and {bm25_b}")
         self.bag = nn.EmbeddingBag(vocab_size, dim, mode="sum")
         self.bag.weight.requires_grad_(train_tokens)
         self.proj = nn.Linear(dim, out_dim)
@@ -52,6 +60,9 @@ class BagOfTokens(nn.Module):
         # a learned log-scale per token on its IDF weight (0: the IDF itself), in both blocks
         self.token_scale = nn.Parameter(torch.zeros(vocab_size)) if train_weights else None
         self.sublinear_tf, self.lexical, self.vocab_size = sublinear_tf, lexical, vocab_size
+        self.bm25_k1, self.bm25_b = bm25_k1, bm25_b
+        if bm25_k1 is not None:  # a buffer, so a checkpoint carries the length it was trained with (0: unknown)
+            self.register_buffer("avg_len", torch.tensor(float(avg_len or 0.0)))
         self.dense_weight = nn.Parameter(torch.tensor(float(dense_weight))) if lexical else None
         self.out_dim = out_dim + (vocab_size if lexical else 0)
 
@@ -61,14 +72,19 @@ class BagOfTokens(nn.Module):
         return self.bag.weight
 
     def token_weights(self, ids: torch.Tensor) -> torch.Tensor:
-        """Each occurrence's weight `[B, L]`: its IDF (times (1 + log n) / n with `sublinear_tf`), rows summing
-        to 1."""
+        """Each occurrence's weight `[B, L]`: its IDF (times (1 + log n) / n with `sublinear_tf`, or BM25's
+        saturated term frequency over n with `bm25_k1`), rows summing to 1."""
         w = self.idf[ids]
         if self.token_scale is not None:
             w = w * self.token_scale[ids].exp()
-        if self.sublinear_tf:
+        if self.sublinear_tf or self.bm25_k1 is not None:
             n = (ids[:, :, None] == ids[:, None, :]).sum(-1).float()  # occurrences of each token in its text
-            w = w * (1 + n.log()) / n
+            if self.sublinear_tf:
+                w = w * (1 + n.log()) / n
+            else:  # n occurrences sum to BM25's n (k1 + 1) / (n + k1 (1 - b + b L / avg_len))
+                k1, b, length = self.bm25_k1, self.bm25_b, (ids != 0).sum(1, keepdim=True).float()
+                relative = length / self.avg_len if self.avg_len > 0 else 1.0  # no mean length given: b unused
+                w = w * (k1 + 1) / (n + k1 * (1 - b + b * relative))
         return w / w.sum(1, keepdim=True).clamp_min(1e-6)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor | Hybrid:

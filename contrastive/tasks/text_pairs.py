@@ -104,9 +104,9 @@ class TextPairsTask(Task):
                              f"{datamodule.heldout_fraction} holds none out (beside {len(datamodule.train_pairs)} "
                              "training pairs); raise data.heldout_fraction, add pairs, or set evaluate=false")
         choose_towers(cfg, len(datamodule.train_pairs))
-        weighs_tokens = made is not None and takes(made, "idf")
-        # the bag of tokens weighs each token by its IDF over the training texts
-        encoder = own or hydra.utils.instantiate(cfg.encoder, **({"idf": datamodule.idf} if weighs_tokens else {}))
+        # the bag of tokens weighs each token by its IDF over the training texts (and BM25 by their mean length)
+        stats = {k: getattr(datamodule, k) for k in ("idf", "avg_len") if made is not None and takes(made, k)}
+        encoder = own or hydra.utils.instantiate(cfg.encoder, **stats)
         width = getattr(encoder, "out_dim", None)
         if made is None or not is_project_class(made):
             width = probe_encoder(encoder, datamodule.pad(["a short text", "and another"]), "token ids [2, L] (0 pads)")

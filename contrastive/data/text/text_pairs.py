@@ -100,6 +100,7 @@ class TextPairDataModule(ResumablePosition, pl.LightningDataModule):
         self.train_pairs, self.heldout, self.fit_texts = got["pairs"], got["heldout"], got["fit_texts"]
         self.train_texts, self.crops, self.positives = None, None, None
         self.idf = self._idf(torch.from_numpy(got["df"]).float(), got["n_docs"])
+        self.avg_len = got["avg_len"]
         print(f"tokenized {len(self.train_pairs):,} training pairs of {self.path} into memory-mapped ids "
               f"({len(self.heldout):,} held out) in {time.perf_counter() - t:.1f} s")
         self._check_batch_fits()
@@ -154,6 +155,7 @@ class TextPairDataModule(ResumablePosition, pl.LightningDataModule):
         unique = list(dict.fromkeys([*texts, *pair_texts]))
         ids = dict(zip(unique, self.tokenizer.batch(unique)))
         self.idf = self._counted_idf([ids[t] for t in texts])
+        self.avg_len = float(np.mean([len(ids[t]) for t in texts]))  # tokens per training text, for BM25's tf
         self.token_cache = {t: np.asarray(ids[t], dtype=np.int32) for t in pair_texts}
 
     def state_dict(self) -> dict[str, Any]:

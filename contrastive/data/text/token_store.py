@@ -91,22 +91,23 @@ def scratch_dir(directory: str | None) -> str:
 
 def store_pairs(path: str, tokenize: Callable[[list[str]], list[list[int]]], vocab_size: int, fraction: float,
                 cap: int, seed: int, directory: str) -> dict[str, Any]:
-    """One pass over a pair file: the training rows' token ids into a store, document frequencies of their
-    anchors and positives, a sample of their texts, and the held-out rows as text."""
-    store, heldout, df, n_docs = TokenStore(directory), [], np.zeros(vocab_size, np.int64), 0
+    """One pass over a pair file: the training rows' token ids into a store, document frequencies and the mean
+    length in tokens of their anchors and positives, a sample of their texts, and the held-out rows as text."""
+    store, heldout, df, n_docs, n_tokens = TokenStore(directory), [], np.zeros(vocab_size, np.int64), 0, 0
     rows, neg_start, negs, hashes = array("q"), array("q", [0]), array("q"), array("q")
     sample: list[str] = []
     rng = np.random.default_rng(seed + 1)
     block: list[dict[str, Any]] = []
 
     def flush() -> None:
-        nonlocal n_docs
+        nonlocal n_docs, n_tokens
         texts = [t for r in block for t in (r["anchor"], r["positive"], *r["negatives"])]
         it = iter(tokenize(texts))
         for r in block:
             a, p = next(it), next(it)
             for ids in (a, p):
                 df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+                n_tokens += len(ids)
             rows.extend((store.add(a), store.add(p)))
             negs.extend(store.add(next(it)) for _ in r["negatives"])
             neg_start.append(len(negs))
@@ -131,4 +132,5 @@ def store_pairs(path: str, tokenize: Callable[[list[str]], list[list[int]]], voc
     ids = np.unique(np.frombuffer(hashes, dtype=np.int64), return_inverse=True)[1] if hashes else np.zeros(0, int)
     pairs = StoredPairs(store, np.frombuffer(rows, dtype=np.int64).reshape(-1, 2),
                         np.frombuffer(neg_start, dtype=np.int64), np.frombuffer(negs, dtype=np.int64), ids)
-    return {"pairs": pairs, "heldout": heldout, "df": df, "n_docs": n_docs, "fit_texts": sample}
+    return {"pairs": pairs, "heldout": heldout, "df": df, "n_docs": n_docs, "fit_texts": sample,
+            "avg_len": n_tokens / max(n_docs, 1)}
