@@ -20,8 +20,6 @@ from contrastive.eval.retrieval import TEXT_COLUMNS, text_table
 
 OPTIONS = ["default=", "hashing=data/tokenizer=hashing", "bm25=data/miner=bm25",
            "tfidf=data/miner=tfidf", "model=data/miner=model"]
-COLUMNS = list(TEXT_COLUMNS)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,10 +43,10 @@ def main() -> None:
                 runs.append(json.load(f))
             print(f"{name} seed {seed}: mrr {runs[-1]['mrr']:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
         rows.append((name, overrides, runs))
-    print(f"\n| option ({len(a.seeds)} seed(s), mean) | " + " | ".join(COLUMNS) + " | tfidf_mrr | bm25_mrr |")
-    print("|---" * (len(COLUMNS) + 3) + "|")
+    print(f"\n| option ({len(a.seeds)} seed(s), mean) | " + " | ".join(TEXT_COLUMNS) + " | tfidf_mrr | bm25_mrr |")
+    print("|---" * (len(TEXT_COLUMNS) + 3) + "|")
     for name, overrides, runs in rows:
-        cells = [f"{statistics.mean(r[c] for r in runs):.3f}" for c in [*COLUMNS, "tfidf_mrr", "bm25_mrr"]]
+        cells = [f"{statistics.mean(r[c] for r in runs):.3f}" for c in [*TEXT_COLUMNS, "tfidf_mrr", "bm25_mrr"]]
         print(f"| {name} `{overrides}` | " + " | ".join(cells) + " |")
     print("\nEach option's encoders, mean over seeds:")
     for name, _, runs in rows:

@@ -25,6 +25,7 @@ from contrastive.data.text.text_pairs import TextPairDataModule
 from contrastive.eval.retrieval import (
     bm25_scores,
     ranking_metrics,
+    reciprocal_ranks,
     retrieval_metrics,
     tfidf_embed,
 )
@@ -38,10 +39,10 @@ def mrr(scores: np.ndarray | torch.Tensor) -> float:
 def within_article(scores: np.ndarray | torch.Tensor, article: np.ndarray) -> tuple[float, float]:
     """`(share of queries whose best document is in their own article, MRR counting only the documents of the
     query's article)` of scores `[Q, D]`; `article [Q]` numbers each pair's article."""
-    s = np.asarray(scores)
-    same = article[:, None] == article[None, :]
-    above = (s > s.diagonal()[:, None]) & same
-    return float(np.mean(article[s.argmax(1)] == article)), float(np.mean(1 / (above.sum(1) + 1)))
+    s = torch.as_tensor(np.asarray(scores), dtype=torch.float64)
+    same = torch.from_numpy(article[:, None] == article[None, :])
+    found = float(np.mean(article[s.argmax(1).numpy()] == article))
+    return found, float(reciprocal_ranks(s.masked_fill(~same, -torch.inf)).mean())
 
 
 def heldout_articles(dm: TextPairDataModule) -> np.ndarray:

@@ -83,7 +83,8 @@ class BagOfTokens(nn.Module):
                 w = w * (1 + n.log()) / n
             else:  # n occurrences sum to BM25's n (k1 + 1) / (n + k1 (1 - b + b L / avg_len))
                 k1, b, length = self.bm25_k1, self.bm25_b, (ids != 0).sum(1, keepdim=True).float()
-                relative = length / self.avg_len if self.avg_len > 0 else 1.0  # no mean length given: b unused
+                # no mean length given (0): b unused; a tensor choice, so a GPU step does not wait to read it
+                relative = torch.where(self.avg_len > 0, length / self.avg_len, torch.ones_like(length))
                 w = w * (k1 + 1) / (n + k1 * (1 - b + b * relative))
         return w / w.sum(1, keepdim=True).clamp_min(1e-6)
 
