@@ -8,7 +8,9 @@ wiki dual encoder (one shared tower, the default split) alone and fused with BM2
 BM25 indexes the documents it searches (its IDF comes from the 474 held-out successors); the TF-IDF row of eval.json
 is fitted on the training paragraphs, as the encoder's IDF is. The second table splits each ranking into finding the
 article (every held-out paragraph's successor is in its own article) and ranking the paragraphs of that article: what
-any scorer could reach if it never ranked another article's paragraph first."""
+any scorer could reach if it never ranked another article's paragraph first. Its last columns count the query's
+predecessor: held-out pairs are paragraphs 1 -> 2, 3 -> 4, ..., so paragraph 2 is also a document when 3 is a query,
+and a score that does not know which way the text runs ranks the paragraph before the query like the one after it."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +45,24 @@ def within_article(scores: np.ndarray | torch.Tensor, article: np.ndarray) -> tu
     same = torch.from_numpy(article[:, None] == article[None, :])
     found = float(np.mean(article[s.argmax(1).numpy()] == article))
     return found, float(reciprocal_ranks(s.masked_fill(~same, -torch.inf)).mean())
+
+
+def predecessors(article: np.ndarray) -> np.ndarray:
+    """For each held-out pair, the index of the pair before it in its article (whose document is the paragraph just
+    before the query), or -1 for an article's first pair."""
+    i = np.arange(len(article))
+    return np.where((i > 0) & (article == np.roll(article, 1)), i - 1, -1)
+
+
+def predecessor_effect(scores: np.ndarray | torch.Tensor, prev: np.ndarray) -> tuple[float, float]:
+    """`(share of queries whose predecessor outscores their successor, MRR with predecessors taken out of the
+    ranking)` of scores `[Q, D]`; `prev [Q]` from `predecessors` (-1: none)."""
+    s = torch.as_tensor(np.asarray(scores), dtype=torch.float64).clone()
+    q = torch.from_numpy(np.flatnonzero(prev >= 0))
+    p = torch.from_numpy(prev[prev >= 0])
+    ahead = float((s[q, p] > s[q, q]).double().mean())
+    s[q, p] = -torch.inf
+    return ahead, float(reciprocal_ranks(s).mean())
 
 
 def heldout_articles(dm: TextPairDataModule) -> np.ndarray:
@@ -106,11 +126,15 @@ def main() -> None:
     sizes = np.bincount(article)[article]  # each query's article's number of held-out pairs
     chance = float(np.mean([np.mean(1 / np.arange(1, n + 1)) for n in sizes]))
     print(f"\n{len(set(article.tolist()))} held-out articles of 1 to {sizes.max()} pairs\n\n| scores | best document in the "
-          "query's article | MRR | MRR within the article |\n|---|---|---|---|")
+          "query's article | MRR | MRR within the article | predecessor above successor | MRR without predecessors "
+          "|\n|---|---|---|---|---|---|")
+    prev = predecessors(article)
     for name, s in ranked.items():
         found, within = within_article(s, article)
-        print(f"| {name} | {found:.3f} | {mrr(s):.3f} | {within:.3f} |")
-    print(f"| the article's paragraphs in random order | | | {chance:.3f} |")
+        ahead, without = predecessor_effect(s, prev)
+        print(f"| {name} | {found:.3f} | {mrr(s):.3f} | {within:.3f} | {ahead:.3f} | {without:.3f} |")
+    print(f"| the article's paragraphs in random order | | | {chance:.3f} | | |")
+    print(f"\n{int((prev >= 0).sum())} of {len(prev)} queries have their predecessor among the documents")
 
 
 if __name__ == "__main__":
