@@ -123,6 +123,17 @@ def make_trainer(cfg: DictConfig, extra: list[pl.Callback] | None = None) -> pl.
     return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
+def seeded_build(cfg: DictConfig) -> dict[str, Any]:
+    """`build(cfg)` after seeding every generator from `cfg.seed` and setting deterministic algorithms as the
+    Trainer will, so what a task trains in build (the word-vector stage) is the same on every call."""
+    pl.seed_everything(cfg.seed, workers=True)
+    deterministic = OmegaConf.select(cfg, "trainer.deterministic")
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=deterministic == "warn")
+    return build(cfg)
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Pretrain as configured, then evaluate; returns `(metrics, objects)`."""
     check_run_options(cfg)
@@ -133,12 +144,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
 def _train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt = resume_path(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
-    deterministic = OmegaConf.select(cfg, "trainer.deterministic")
-    if deterministic:  # as the Trainer will set it, already for what a task trains in build (the word-vector stage)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=deterministic == "warn")
-    objects = build(cfg)
+    objects = seeded_build(cfg)
     if ckpt is not None:
         saved = check_checkpoint_matches(ckpt, objects["model"])
         key = "optimizer.lr" if OmegaConf.select(cfg, "optimizer.lr") is not None else "step.lr"

@@ -122,3 +122,20 @@ def test_the_monitors_sample_of_the_training_split_leaves_the_global_rng_alone()
     torch.manual_seed(123)
     assert torch.equal(after, torch.rand(3)), "the monitors drew from the global RNG"
     assert 0 <= logged["val/knn_top1"] <= 1
+
+
+def test_evaluating_a_word_vector_run_again_keeps_its_speed_and_writes_the_vectors_again(tmp_path):
+    from tests.test_word2vec import W2V
+    train(make_cfg(tmp_path, [*W2V, "objective=neg_sampling", "candidates=none", "step=per_pair",
+                              "task.compare_gensim=true"], fast=False))
+    first = json.loads((tmp_path / "eval.json").read_text())
+    vectors = (tmp_path / "vectors.txt").read_text()
+    (tmp_path / "vectors.txt").unlink()
+    again = evaluate_run(str(tmp_path))
+    merged = json.loads((tmp_path / "eval.json").read_text())
+    for key in ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy", "vocab_size"):
+        assert merged[key] == pytest.approx(first[key], abs=1e-6), key
+    # gensim trains again on 2 threads (not bit-exact): its rows are there; the training's speed is not re-measured
+    assert "gensim_wordsim353_spearman" in again and "words_per_second" not in again
+    assert merged["words_per_second"] == first["words_per_second"] and merged["step"] == "per_pair"
+    assert (tmp_path / "vectors.txt").read_text() == vectors

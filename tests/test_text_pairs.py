@@ -101,6 +101,16 @@ def test_dual_encoder_trains_on_a_users_file_with_hard_negatives(tmp_path, capsy
         assert "| BM25 |" in out and "| after the word2vec stage |" in out
         better = "BM25" if ev["bm25_mrr"] > ev["tfidf_mrr"] else "TF-IDF"  # a tie names the first: TF-IDF
         assert f"the trained encoder beats {better}" in out or f"loses to {better}" in out
+    # contrastive-eval evaluates the last run again: the same numbers, the word2vec stage trained again from its seed
+    from contrastive.cli.evaluate import evaluate_run
+    (tmp_path / "eval.json").write_text(json.dumps({"note": "kept"}))
+    evaluate_run(str(tmp_path))
+    merged = json.loads((tmp_path / "eval.json").read_text())
+    for key, value in ev.items():  # the word2vec stage trained again agrees to float rounding, not bit for bit
+        tol = 1e-4 if key.endswith("_word2vec_init") else 1e-6
+        assert merged[key] == (pytest.approx(value, abs=tol) if isinstance(value, float) else value), key
+    assert merged["note"] == "kept" and merged["evaluated_checkpoint"].endswith("last.ckpt")
+    assert "| after the word2vec stage |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("tokenizer", ["hashing", "subword"])

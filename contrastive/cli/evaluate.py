@@ -1,21 +1,22 @@
-"""`contrastive-eval RUN_DIR [--checkpoint FILE] [data.KEY=VALUE ...]`: evaluate a trained image run again, on any of its checkpoints:
-k-NN and the linear probe for the trained encoder, its random initialisation and raw pixels, merged into the
-run's `eval.json` (the end of `contrastive-train` runs the same evaluation)."""
+"""`contrastive-eval RUN_DIR [--checkpoint FILE] [data.KEY=VALUE ...]`: evaluate a trained run again, on any of its checkpoints,
+merged into the run's `eval.json` (the end of `contrastive-train` runs the same evaluation). An image run: k-NN and
+the linear probe for the trained encoder, its random initialisation and raw pixels. A text-pair run: held-out
+retrieval and the Lee scores beside the random initialisation, the word2vec stage (trained again from the run's
+seed), TF-IDF and BM25, with the table and the verdict line. A word-vector run: similarity and analogies (and gensim
+beside them where the run compared), `vectors.txt` written again from the checkpoint."""
 from __future__ import annotations
 
 import argparse
 import os
 from typing import Any
 
-import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from contrastive.cli.run_dir import Run, add_trust_option, opened
 from contrastive.runtime.checkpoints import check_checkpoint_matches
 from contrastive.runtime.safe_config import trusting
-from contrastive.tasks import ImageTask
-from contrastive.train import build
+from contrastive.train import seeded_build
 
 _MISSING = object()
 
@@ -32,30 +33,27 @@ def apply_data_overrides(cfg: DictConfig, overrides: list[str]) -> None:
 
 
 def evaluate_run(source: str | Run, checkpoint: str = "last.ckpt", overrides: list[str] | None = None) -> dict[str, Any]:
-    """The image task's evaluation of `source` (a run directory or a checkpoint file in it); updates eval.json.
-    `overrides`: `data.KEY=VALUE` items, e.g. where the data folder is now."""
+    """The task's evaluation of `source` (a run directory or a checkpoint file in it); updates eval.json.
+    `overrides`: `data.KEY=VALUE` items, e.g. where the data folder or pairs file is now."""
     run = opened(source, checkpoint)
     run_dir, ckpt, cfg = run.path, run.checkpoint, run.config
     apply_data_overrides(cfg, overrides or [])
-    if not isinstance(run.task(), ImageTask):
-        raise TypeError(f"{run_dir} is not an image run: text-pair and word-vector runs are evaluated at the end "
-                         "of training (eval.json)")
     with open_dict(cfg):
         cfg.output_dir = run_dir
-    pl.seed_everything(cfg.seed)  # the same random initialisation as the run's untrained copy
-    objects = build(cfg)
+    objects = seeded_build(cfg)  # the same random initialisation (and word2vec stage) as the run's
     objects["model"].load_state_dict(check_checkpoint_matches(ckpt, objects["model"])["state_dict"])
     try:
         metrics = objects["task"].evaluate(cfg, objects, None)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e}\nif the run's data has moved, name its new place: contrastive-eval {run.source} "
-                                "data.root=NEW (or data.file_list=NEW)") from None
+                                "data.root=NEW (or data.file_list=NEW, data.path=NEW)") from None
     objects["task"].report(cfg, None, {}, evaluated_checkpoint=os.path.abspath(ckpt))
     return metrics
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Evaluate a trained image run again (k-NN and linear probe)")
+    ap = argparse.ArgumentParser(description="Evaluate a trained run again: an image run (k-NN, linear probe), a "
+                                             "text-pair run (held-out retrieval) or a word-vector run")
     ap.add_argument("run_dir", help="a run directory of contrastive-train, or one of its checkpoint files")
     ap.add_argument("--checkpoint", default="last.ckpt", help="which file in <run_dir>/checkpoints")
     ap.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",

@@ -66,8 +66,10 @@ class Word2VecTask(Task):
                                         step=hydra.utils.instantiate(cfg.step), guard=cfg.guard)
         return {"datamodule": datamodule, "model": model}
 
-    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
-        """Similarity, analogy and throughput of the word vectors; writes eval.json and vectors.txt."""
+    def evaluate(self, cfg: DictConfig, objects: dict[str, Any], trainer: pl.Trainer | None) -> dict[str, Any]:
+        """Similarity, analogy and throughput of the word vectors; writes eval.json and vectors.txt. Without a
+        trainer (`contrastive-eval`) the training's speed figures stay as they are and gensim trains for the run's
+        `trainer.max_epochs`."""
         from contrastive.eval.words import (
             gensim_baseline,
             nearest_table,
@@ -77,17 +79,19 @@ class Word2VecTask(Task):
         dm, model = objects["datamodule"], objects["model"]
         words, vectors = dm.words, model.vectors.cpu()
         metrics: dict[str, Any] = word_metrics(vectors, words)
-        # raw corpus words per second of training, the way gensim counts them
-        # (null when training ran in spawned processes, whose clock this process does not see)
-        metrics["words_per_second"] = (trainer.current_epoch * dm.raw_tokens / model.fit_seconds
-                                       if model.fit_seconds else None)
         metrics["vocab_size"], metrics["corpus_tokens"] = len(words), dm.num_tokens
-        metrics["step"] = model.step.name  # what step=auto chose (still "auto" after a spawned run)
-        metrics["compile_seconds"] = model.compile_seconds  # hogwild's one-off, not in words/s
+        if trainer is not None:
+            # raw corpus words per second of training, the way gensim counts them
+            # (null when training ran in spawned processes, whose clock this process does not see)
+            metrics["words_per_second"] = (trainer.current_epoch * dm.raw_tokens / model.fit_seconds
+                                           if model.fit_seconds else None)
+            metrics["step"] = model.step.name  # what step=auto chose (still "auto" after a spawned run)
+            metrics["compile_seconds"] = model.compile_seconds  # hogwild's one-off, not in words/s
         if self.compare_gensim:
             negatives = cfg.num_negatives if cfg.get("num_negatives") and cfg.num_negatives <= 64 else 5
+            epochs = trainer.current_epoch if trainer is not None else cfg.trainer.max_epochs
             gv, gw, gwps = gensim_baseline(dm.sentences(), cfg.model.dim, dm.window, dm.min_count,
-                                           negatives, trainer.current_epoch, dm.subsample, cfg.seed)
+                                           negatives, epochs, dm.subsample, cfg.seed)
             metrics.update(word_metrics(gv, gw, prefix="gensim_"))
             metrics["gensim_words_per_second"] = gwps
         neighbours = nearest_table(vectors, words, ["king", "war", "music", "france", "computer", "water"])
