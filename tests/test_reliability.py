@@ -115,7 +115,23 @@ class KillAt(pl.Callback):
     on_train_batch_start = on_validation_start = on_train_epoch_end = _kill  # before ModelCheckpoint's epoch end
 '''
 
-TEXT_PAIRS = ["experiment=text_pairs_wiki", "task.word_vectors.epochs=1"]
+TEXT_PAIRS = ["experiment=text_pairs_wiki", "task.word_vectors.epochs=1", "data/tokenizer=hashing",
+              "data.tokenizer.vocab_size=4096", "data.extra_texts=[]", "data.batch_size=8", "encoder.dim=16",
+              "encoder.out_dim=16"]
+
+
+def _small_pairs_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """100 pairs of made-up sentences (80 for training: 10 batches of 8 an epoch, 5 of them trained), written once."""
+    path = tmp_path_factory.getbasetemp() / "pairs.tsv"
+    if not path.exists():
+        words = [f"w{i}" for i in range(300)]
+        g = torch.Generator().manual_seed(0)
+        rows = []
+        for _ in range(100):
+            topic = [words[i] for i in torch.randint(0, 300, (6,), generator=g)]
+            rows.append(" ".join(topic[:4] + ["about", "this"]) + "\t" + " ".join(topic[2:] + ["and", "more"]))
+        path.write_text("anchor\tpositive\n" + "\n".join(rows) + "\n")
+    return f"data.path={path}"
 
 
 @pytest.mark.parametrize("extra,step", [([], 10), (["experiment=word2vec_wiki", "data=lee", "model.dim=32"], 10),
@@ -126,6 +142,8 @@ def test_sigkill_right_after_a_checkpoint_then_resume_equals_uninterrupted(tmp_p
     """Killed right after the checkpoint of step 7 (mid-epoch) or 10 (an epoch's last batch, 5-step epochs): the
     continuation must draw what the uninterrupted run draws (the next epoch's loader must not take from the global
     RNG), see the pairs of the epoch in the same order, and log its steps from `step` on."""
+    if extra is TEXT_PAIRS:
+        extra = [*extra, _small_pairs_file(tmp_path_factory)]
     reference = _uninterrupted(tmp_path_factory, extra)
     (tmp_path / "kill_at.py").write_text(KILL_AT)
     victim = _launch(tmp_path / "killed", [*extra, "+callbacks.kill._target_=kill_at.KillAt",
