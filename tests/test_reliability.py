@@ -142,7 +142,7 @@ def test_sigkill_right_after_a_checkpoint_then_resume_equals_uninterrupted(tmp_p
     """Killed right after the checkpoint of step 7 (mid-epoch) or 10 (an epoch's last batch, 5-step epochs): the
     continuation must draw what the uninterrupted run draws (the next epoch's loader must not take from the global
     RNG), see the pairs of the epoch in the same order, and log its steps from `step` on."""
-    if extra is TEXT_PAIRS:
+    if extra == TEXT_PAIRS:  # the pairs file is written at run time, so added here
         extra = [*extra, _small_pairs_file(tmp_path_factory)]
     reference = _uninterrupted(tmp_path_factory, extra)
     (tmp_path / "kill_at.py").write_text(KILL_AT)
